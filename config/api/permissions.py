@@ -1,0 +1,14 @@
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from config.roles import READERS, WRITERS, user_has_role
+
+
+class IsIntegratorOrStaff(BasePermission):
+    """Reads are open to every role (staff, integrator, auditor); writes to staff and
+    integrators. Anonymous callers never get past authentication (401)."""
+
+    message = "Your role does not allow this request."
+
+    def has_permission(self, request, view) -> bool:
+        roles = READERS if request.method in SAFE_METHODS else WRITERS
+        return user_has_role(request.user, roles)

@@ -1,0 +1,67 @@
+"""OpenAPI: every operation documents its problem-details error responses."""
+
+from drf_spectacular.openapi import AutoSchema
+from rest_framework import serializers
+
+from config.api.problems import PROBLEM_CONTENT_TYPE
+
+
+class FieldErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    attr = serializers.CharField(allow_null=True)
+    pointer = serializers.CharField(help_text="JSON pointer into the request body.")
+
+
+class ProblemSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="URN naming the problem type.")
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField(help_text="Stable machine-readable code.")
+    errors = FieldErrorSerializer(many=True, required=False)
+    current_version = serializers.IntegerField(
+        required=False, help_text="On 412: the version the aggregate is at now."
+    )
+
+    class Meta:
+        ref_name = "Problem"
+
+
+_ERRORS = {
+    "400": "Invalid input (field errors listed in `errors`).",
+    "401": "Not authenticated.",
+    "403": "Authenticated, but the role does not allow this.",
+    "404": "Not found.",
+}
+_WRITE_ERRORS = {
+    "409": "Domain conflict, or the same Idempotency-Key is still in flight.",
+    "412": "If-Match names a stale version; the response carries the current one.",
+    "422": "Idempotency-Key reused with a different request body.",
+}
+
+
+class ProblemAutoSchema(AutoSchema):
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        errors = dict(_ERRORS)
+        if self.method in ("POST", "PATCH", "PUT", "DELETE"):
+            errors.update(_WRITE_ERRORS)
+        problem = self.resolve_serializer(ProblemSerializer, "response").ref
+        for code, description in errors.items():
+            responses.setdefault(
+                code,
+                {
+                    "description": description,
+                    "content": {PROBLEM_CONTENT_TYPE: {"schema": problem}},
+                },
+            )
+        return responses
+
+    def get_serializer_name(self, serializer, direction):
+        # Nested `InputSerializer`s (one per view) are named after their view.
+        qualname = type(serializer).__qualname__
+        if "." in qualname:
+            outer, inner = qualname.rsplit(".", 1)
+            return outer.removesuffix("Api") + inner.removesuffix("Serializer")
+        return super().get_serializer_name(serializer, direction)

@@ -1,0 +1,72 @@
+"""The one domain exception hierarchy. Services raise these; the API maps them to RFC 9457
+problem details in `config.api.problems`, the admin shows their message."""
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    INVALID = "invalid"
+    NOT_FOUND = "not_found"
+    UNKNOWN_SKU = "unknown_sku"
+    VERSION_CONFLICT = "version_conflict"
+    ORDER_NOT_EDITABLE = "order_not_editable"
+    QUANTITY_OUT_OF_RANGE = "quantity_out_of_range"
+    IDEMPOTENCY_IN_FLIGHT = "idempotency_key_in_flight"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+
+
+class DomainError(Exception):
+    code: ErrorCode = ErrorCode.INVALID
+    status = 409
+    title = "Conflict"
+
+    def __init__(self, detail: str, **extra):
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class DomainValidationError(DomainError):
+    """Input that is well-formed but refers to things that do not exist or cannot be."""
+
+    status = 400
+    title = "Invalid input"
+
+    def __init__(self, detail: str, *, field: str | None = None, code: ErrorCode | None = None):
+        super().__init__(detail)
+        self.field = field
+        if code:
+            self.code = code
+
+
+class NotFound(DomainError):
+    code = ErrorCode.NOT_FOUND
+    status = 404
+    title = "Not found"
+
+
+class VersionConflict(DomainError):
+    """The caller's expected version is stale: someone else changed the aggregate first."""
+
+    code = ErrorCode.VERSION_CONFLICT
+    status = 412
+    title = "Precondition failed"
+
+    def __init__(self, *, expected: int, current: int, what: str = "order"):
+        super().__init__(
+            f"The {what} is at version {current}, not {expected}: it was changed by someone "
+            "else. Fetch it again and reapply your change.",
+            current_version=current,
+            expected_version=expected,
+        )
+        self.current = current
+
+
+class OrderNotEditable(DomainError):
+    code = ErrorCode.ORDER_NOT_EDITABLE
+    title = "Order cannot be changed"
+
+
+class QuantityOutOfRange(DomainError):
+    code = ErrorCode.QUANTITY_OUT_OF_RANGE
+    title = "Quantity out of range"

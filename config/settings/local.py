@@ -1,0 +1,8 @@
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = env.bool("DEBUG", default=True)
+REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = [  # noqa: F405
+    *REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"],  # noqa: F405
+    "rest_framework.renderers.BrowsableAPIRenderer",
+]

@@ -1,0 +1,39 @@
+"""Tests run against the real services on 127.0.0.1 (PostgreSQL, Redis, RabbitMQ).
+Every run gets its own database, Redis key prefix and broker names, so runs cannot collide."""
+
+import os
+import uuid
+
+from .base import *  # noqa: F403
+from .base import env
+
+RUN_ID = os.environ.setdefault("ORDERTRACK_TEST_RUN_ID", uuid.uuid4().hex[:12])
+
+DATABASES = {
+    "default": env.db("TEST_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/ordertrack")
+}
+DATABASES["default"]["TEST"] = {"NAME": f"test_ordertrack_{RUN_ID}"}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"ordertrack-test-{RUN_ID}",
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 0.5,
+            "SOCKET_TIMEOUT": 0.5,
+            "IGNORE_EXCEPTIONS": True,
+        },
+    }
+}
+
+CELERY_BROKER_URL = env("TEST_CELERY_BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672//")
+EVENT_BUS_URL = env("TEST_EVENT_BUS_URL", default="amqp://guest:guest@127.0.0.1:5672//")
+EVENT_EXCHANGE = f"ordertrack-test-{RUN_ID}.events"
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+CELERY_TASK_ALWAYS_EAGER = False
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DEBUG = False

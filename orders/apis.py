@@ -1,0 +1,274 @@
+"""Thin HTTP callers of orders.services and orders.selectors: parse, call one service,
+render. Every write accepts Idempotency-Key; every order write accepts If-Match."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import ListAPIView, RetrieveAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api.conditional import etag, expected_version
+from config.api.fields import StrictIntegerField
+from config.api.idempotency import IdempotentMixin
+from config.api.serializers import StrictSerializer, parse_aware_datetime
+from history.audit import Audit
+from history.models import Source
+from history.selectors import order_as_of
+from orders import services
+from orders.filters import OrderFilter
+from orders.models import MAX_LINE_QUANTITY, Customer, Order
+from orders.selectors import customer_list, order_get, order_list
+
+_IF_MATCH = OpenApiParameter(
+    "If-Match", str, OpenApiParameter.HEADER, description='The ETag you read, e.g. "3".'
+)
+_IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="Retry-safe key: the same key and body replay the first response.",
+)
+
+
+def audit_from(request, reason: str = "") -> Audit:
+    return Audit(
+        actor=request.user.get_username(),
+        source=Source.API,
+        reason=reason,
+        correlation_id=getattr(request._request, "correlation_id", ""),
+        idempotency_key=request.headers.get("Idempotency-Key", ""),
+    )
+
+
+class LineQuantityInput(StrictSerializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = StrictIntegerField(min_value=0, max_value=MAX_LINE_QUANTITY)
+
+
+class LinesField(serializers.ListField):
+    child = LineQuantityInput()
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_empty=False, max_length=1000, **kwargs)
+
+    def to_internal_value(self, data):
+        lines = super().to_internal_value(data)
+        seen = set()
+        duplicates = sorted(
+            {line["sku"] for line in lines if line["sku"] in seen or seen.add(line["sku"])}
+        )
+        if duplicates:
+            raise ValidationError(
+                f"Each sku may appear once per request; repeated: {', '.join(duplicates)}.",
+                code="duplicate_sku",
+            )
+        return {line["sku"]: line["quantity"] for line in lines}
+
+
+class OrderLineOutput(serializers.Serializer):
+    sku = serializers.CharField(source="product.sku")
+    quantity = serializers.IntegerField()
+
+
+class OrderOutput(serializers.ModelSerializer):
+    lines = OrderLineOutput(many=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "customer",
+            "reference",
+            "status",
+            "version",
+            "created_at",
+            "updated_at",
+            "lines",
+        ]
+
+
+class OrderAsOfOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="order_id")
+    version = serializers.IntegerField()
+    status = serializers.CharField()
+    as_of = serializers.DateTimeField()
+    lines = serializers.SerializerMethodField()
+
+    def get_lines(self, state) -> list[dict]:
+        return [{"sku": sku, "quantity": qty} for sku, qty in state.quantities.items()]
+
+
+def order_response(order_id: int, *, status_code: int = status.HTTP_200_OK) -> Response:
+    order = order_get(order_id=order_id)
+    headers = {"ETag": etag(order.version)}
+    if status_code == status.HTTP_201_CREATED:
+        headers["Location"] = f"/api/v1/orders/{order.pk}/"
+    return Response(OrderOutput(order).data, status=status_code, headers=headers)
+
+
+class OrderListCreateApi(IdempotentMixin, ListAPIView):
+    serializer_class = OrderOutput
+    filterset_class = OrderFilter
+
+    class InputSerializer(StrictSerializer):
+        customer = StrictIntegerField(allow_null=True, required=False, min_value=1)
+        reference = serializers.CharField(max_length=100, allow_blank=True, required=False)
+        lines = LinesField()
+        reason = serializers.CharField(max_length=500, allow_blank=True, required=False)
+
+    def get_queryset(self):
+        return order_list()
+
+    @extend_schema(operation_id="orders_list")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="orders_create",
+        request=InputSerializer,
+        responses={201: OrderOutput},
+        parameters=[_IDEMPOTENCY_KEY],
+    )
+    def post(self, request):
+        data = _validated(self.InputSerializer, request)
+        order = services.order_create(
+            customer_id=data.get("customer"),
+            reference=data.get("reference", ""),
+            lines=data["lines"],
+            audit=audit_from(request, data.get("reason", "")),
+        )
+        return order_response(order.pk, status_code=status.HTTP_201_CREATED)
+
+
+class OrderDetailApi(IdempotentMixin, APIView):
+    class PatchInput(StrictSerializer):
+        lines = LinesField()
+        reason = serializers.CharField(max_length=500)
+
+    @extend_schema(
+        operation_id="orders_retrieve",
+        parameters=[
+            OpenApiParameter(
+                "as_of", str, description="ISO-8601 time with offset: the order as it stood then."
+            )
+        ],
+        responses={200: OrderOutput},
+    )
+    def get(self, request, order_id: int):
+        as_of = request.query_params.get("as_of")
+        if as_of is None:
+            return order_response(order_id)
+        at = parse_aware_datetime(as_of, name="as_of")
+        order_get(order_id=order_id)
+        state = order_as_of(order_id=order_id, at=at)
+        if state is None:
+            raise ValidationError({"as_of": [f"Order {order_id} did not exist yet at {as_of}."]})
+        state.as_of = at
+        return Response(OrderAsOfOutput(state).data, headers={"ETag": etag(state.version)})
+
+    @extend_schema(
+        operation_id="orders_set_quantities",
+        request=PatchInput,
+        responses={200: OrderOutput},
+        parameters=[_IF_MATCH, _IDEMPOTENCY_KEY],
+        description="Set absolute quantities; a sku not on the order adds a line.",
+    )
+    def patch(self, request, order_id: int):
+        version = expected_version(request)
+        data = _validated(self.PatchInput, request)
+        services.order_set_quantities(
+            order_id=order_id,
+            quantities=data["lines"],
+            expected_version=version,
+            audit=audit_from(request, data["reason"]),
+        )
+        return order_response(order_id)
+
+
+class OrderAdjustApi(IdempotentMixin, APIView):
+    class InputSerializer(StrictSerializer):
+        sku = serializers.CharField(max_length=64)
+        delta = StrictIntegerField(min_value=-MAX_LINE_QUANTITY, max_value=MAX_LINE_QUANTITY)
+        reason = serializers.CharField(max_length=500)
+
+    @extend_schema(
+        operation_id="orders_adjust",
+        request=InputSerializer,
+        responses={200: OrderOutput},
+        parameters=[_IF_MATCH, _IDEMPOTENCY_KEY],
+        description="Apply a signed delta to one line's quantity.",
+    )
+    def post(self, request, order_id: int):
+        version = expected_version(request)
+        data = _validated(self.InputSerializer, request)
+        services.order_adjust(
+            order_id=order_id,
+            deltas={data["sku"]: data["delta"]},
+            expected_version=version,
+            audit=audit_from(request, data["reason"]),
+        )
+        return order_response(order_id)
+
+
+class OrderCancelApi(IdempotentMixin, APIView):
+    class InputSerializer(StrictSerializer):
+        reason = serializers.CharField(max_length=500, allow_blank=True, required=False)
+
+    @extend_schema(
+        operation_id="orders_cancel",
+        request=InputSerializer,
+        responses={200: OrderOutput},
+        parameters=[_IF_MATCH, _IDEMPOTENCY_KEY],
+    )
+    def post(self, request, order_id: int):
+        version = expected_version(request)
+        data = _validated(self.InputSerializer, request)
+        services.order_cancel(
+            order_id=order_id,
+            expected_version=version,
+            audit=audit_from(request, data.get("reason", "")),
+        )
+        return order_response(order_id)
+
+
+class CustomerOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = ["id", "name", "email", "created_at"]
+
+
+class CustomerListCreateApi(IdempotentMixin, ListAPIView):
+    serializer_class = CustomerOutput
+
+    class InputSerializer(StrictSerializer):
+        name = serializers.CharField(max_length=200)
+        email = serializers.EmailField(allow_blank=True, required=False)
+
+    def get_queryset(self):
+        return customer_list()
+
+    @extend_schema(
+        operation_id="customers_create",
+        request=InputSerializer,
+        responses={201: CustomerOutput},
+        parameters=[_IDEMPOTENCY_KEY],
+    )
+    def post(self, request):
+        data = _validated(self.InputSerializer, request)
+        customer = services.customer_create(name=data["name"], email=data.get("email", ""))
+        return Response(CustomerOutput(customer).data, status=status.HTTP_201_CREATED)
+
+
+class CustomerDetailApi(RetrieveAPIView):
+    serializer_class = CustomerOutput
+    lookup_url_kwarg = "customer_id"
+
+    def get_queryset(self):
+        return customer_list()
+
+
+def _validated(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

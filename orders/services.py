@@ -1,0 +1,224 @@
+"""The one write path for orders. The admin, the API, management commands and tests all
+call these functions; each runs in a single transaction that writes the new state, one
+ledger row per changed line and one outbox event."""
+
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
+from django.db import transaction
+from django.utils import timezone
+
+from config.errors import (
+    DomainValidationError,
+    ErrorCode,
+    NotFound,
+    OrderNotEditable,
+    QuantityOutOfRange,
+    VersionConflict,
+)
+from history.audit import Audit
+from history.events import LineChange
+from history.models import OrderEventType
+from history.services import order_changes_record
+from inventory.models import Product
+from orders.models import MAX_LINE_QUANTITY, Customer, Order, OrderLine, OrderStatus
+
+
+def customer_create(*, name: str, email: str = "") -> Customer:
+    return Customer.objects.create(name=name, email=email)
+
+
+def order_create(
+    *,
+    customer_id: int | None,
+    reference: str,
+    lines: Mapping[str, int],
+    audit: Audit,
+) -> Order:
+    if not lines:
+        raise DomainValidationError("An order needs at least one line.", field="lines")
+    for sku, quantity in lines.items():
+        _check_in_range(sku, quantity)
+    products = _products_by_sku(lines.keys())
+    if customer_id is not None and not Customer.objects.filter(pk=customer_id).exists():
+        raise DomainValidationError(f"Customer {customer_id} does not exist.", field="customer")
+
+    now = timezone.now()
+    with transaction.atomic():
+        order = Order.objects.create(
+            customer_id=customer_id, reference=reference, created_at=now, updated_at=now
+        )
+        OrderLine.objects.bulk_create(
+            OrderLine(order=order, product=products[sku], quantity=quantity)
+            for sku, quantity in lines.items()
+        )
+        order_changes_record(
+            order=order,
+            event_type=OrderEventType.CREATED,
+            changes=[
+                LineChange(products[sku].pk, sku, 0, quantity) for sku, quantity in lines.items()
+            ],
+            audit=audit,
+            occurred_at=now,
+        )
+    return order
+
+
+def order_set_quantities(
+    *,
+    order_id: int,
+    quantities: Mapping[str, int],
+    expected_version: int | None = None,
+    audit: Audit,
+) -> Order:
+    """Set absolute line quantities; a sku not yet on the order adds a line. Unchanged
+    lines are skipped, and a command that changes nothing bumps no version."""
+    for sku, quantity in quantities.items():
+        _check_in_range(sku, quantity)
+    with transaction.atomic():
+        order = _lock_editable_order(order_id, expected_version)
+        current = _current_lines(order, quantities.keys())
+        changes = [
+            LineChange(line.product_id, sku, line.quantity, quantities[sku])
+            for sku, line in current.items()
+            if quantities[sku] != line.quantity
+        ]
+        return _apply_changes(order, changes, current, OrderEventType.QUANTITY_ADJUSTED, audit)
+
+
+def order_adjust(
+    *,
+    order_id: int,
+    deltas: Mapping[str, int],
+    expected_version: int | None = None,
+    audit: Audit,
+) -> Order:
+    """Apply signed deltas to line quantities; the result must stay within range."""
+    with transaction.atomic():
+        order = _lock_editable_order(order_id, expected_version)
+        current = _current_lines(order, deltas.keys())
+        changes = []
+        for sku, line in current.items():
+            before = line.quantity
+            after = before + deltas[sku]
+            if not 0 <= after <= MAX_LINE_QUANTITY:
+                raise QuantityOutOfRange(
+                    f"Adjusting {sku} by {deltas[sku]:+d} would take it from {before} to "
+                    f"{after}; a quantity must stay between 0 and {MAX_LINE_QUANTITY}.",
+                    sku=sku,
+                    quantity=before,
+                )
+            if after != before:
+                changes.append(LineChange(line.product_id, sku, before, after))
+        return _apply_changes(order, changes, current, OrderEventType.QUANTITY_ADJUSTED, audit)
+
+
+def order_cancel(*, order_id: int, expected_version: int | None = None, audit: Audit) -> Order:
+    """Cancel the order: every line goes to zero (recorded as `order.cancelled` rows) and the
+    order can no longer be changed."""
+    with transaction.atomic():
+        order = _lock_editable_order(order_id, expected_version)
+        current = _current_lines(order)
+        changes = [
+            LineChange(line.product_id, sku, line.quantity, 0) for sku, line in current.items()
+        ]
+        order.status = OrderStatus.CANCELLED
+        return _apply_changes(
+            order, changes, current, OrderEventType.CANCELLED, audit, extra_fields=["status"]
+        )
+
+
+def _check_in_range(sku: str, quantity: int) -> None:
+    if not 0 <= quantity <= MAX_LINE_QUANTITY:
+        raise DomainValidationError(
+            f"Quantity for {sku} must be between 0 and {MAX_LINE_QUANTITY}, not {quantity}.",
+            field="lines",
+        )
+
+
+def _products_by_sku(skus: Iterable[str]) -> dict[str, Product]:
+    skus = list(skus)
+    products = {p.sku: p for p in Product.objects.filter(sku__in=skus)}
+    unknown = [sku for sku in skus if sku not in products]
+    if unknown:
+        raise DomainValidationError(
+            f"Unknown sku: {', '.join(sorted(unknown))}.", field="lines", code=ErrorCode.UNKNOWN_SKU
+        )
+    return products
+
+
+def _lock_editable_order(order_id: int, expected_version: int | None) -> Order:
+    """Lock the order row for the rest of the transaction. The order row is always the
+    first lock an order command takes; stock rows come after it, ordered by pk."""
+    order = Order.objects.select_for_update().filter(pk=order_id).first()
+    if order is None:
+        raise NotFound(f"Order {order_id} does not exist.")
+    if expected_version is not None and expected_version != order.version:
+        raise VersionConflict(expected=expected_version, current=order.version)
+    if order.status != OrderStatus.OPEN:
+        raise OrderNotEditable(f"Order {order_id} is {order.status} and cannot be changed.")
+    return order
+
+
+class _CurrentLine(NamedTuple):
+    line_id: int | None
+    product_id: int
+    quantity: int
+
+
+def _current_lines(order: Order, skus: Iterable[str] | None = None) -> dict[str, _CurrentLine]:
+    """sku -> current line, for the given skus (all lines when None). A sku that is not on
+    the order yet gets a line-to-be with quantity 0."""
+    lines = OrderLine.objects.filter(order=order)
+    if skus is not None:
+        skus = list(skus)
+        lines = lines.filter(product__sku__in=skus)
+    current = {
+        sku: _CurrentLine(line_id, product_id, quantity)
+        for line_id, sku, product_id, quantity in lines.order_by("id").values_list(
+            "id", "product__sku", "product_id", "quantity"
+        )
+    }
+    if skus is None:
+        return current
+    missing = [sku for sku in skus if sku not in current]
+    if missing:
+        for sku, product in _products_by_sku(missing).items():
+            current[sku] = _CurrentLine(None, product.pk, 0)
+    return {sku: current[sku] for sku in skus}
+
+
+def _apply_changes(
+    order: Order,
+    changes: list[LineChange],
+    current: dict[str, _CurrentLine],
+    event_type: OrderEventType,
+    audit: Audit,
+    *,
+    extra_fields: Iterable[str] = (),
+) -> Order:
+    """Write the new line quantities, bump the version once, and record ledger + outbox.
+    A quantity command with no changes is a no-op; a status change always records."""
+    if not changes and not extra_fields:
+        return order
+    now = timezone.now()
+    updated, created = [], []
+    for change in changes:
+        line_id = current[change.sku].line_id
+        if line_id is None:
+            created.append(
+                OrderLine(order=order, product_id=change.product_id, quantity=change.after)
+            )
+        else:
+            updated.append(OrderLine(pk=line_id, quantity=change.after))
+    if updated:
+        OrderLine.objects.bulk_update(updated, ["quantity"])
+    if created:
+        OrderLine.objects.bulk_create(created)
+    order.version += 1
+    order.updated_at = now
+    order.save(update_fields=["version", "updated_at", *extra_fields])
+    order_changes_record(
+        order=order, event_type=event_type, changes=changes, audit=audit, occurred_at=now
+    )
+    return order

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from orders import apis
+
+urlpatterns = [
+    path("orders/", apis.OrderListCreateApi.as_view(), name="order-list"),
+    path("orders/<int:order_id>/", apis.OrderDetailApi.as_view(), name="order-detail"),
+    path("orders/<int:order_id>/adjust/", apis.OrderAdjustApi.as_view(), name="order-adjust"),
+    path("orders/<int:order_id>/cancel/", apis.OrderCancelApi.as_view(), name="order-cancel"),
+    path("customers/", apis.CustomerListCreateApi.as_view(), name="customer-list"),
+    path("customers/<int:customer_id>/", apis.CustomerDetailApi.as_view(), name="customer-detail"),
+]
