@@ -1,10 +1,77 @@
-
 import pytest
+from rest_framework.test import APIClient
 
+from history.audit import Audit
+from history.models import Source
+from orders.services import order_create
 from scripts.check_services import missing_services
+from tests.factories import CustomerFactory, ProductFactory, UserFactory
 
 
 def pytest_configure(config):
     problems = missing_services()
     if problems:
         raise pytest.UsageError("Required services are down:\n  " + "\n  ".join(problems))
+
+
+@pytest.fixture
+def audit():
+    return Audit(actor="tester", source=Source.SYSTEM, reason="test")
+
+
+@pytest.fixture
+def product(db):
+    return ProductFactory(sku="SKU-1", name="Widget")
+
+
+@pytest.fixture
+def other_product(db):
+    return ProductFactory(sku="SKU-2", name="Gadget")
+
+
+@pytest.fixture
+def customer(db):
+    return CustomerFactory()
+
+
+@pytest.fixture
+def make_order(db, audit):
+    def make(lines=None, customer=None, reference="REF-1"):
+        if lines is None:
+            lines = {ProductFactory().sku: 100}
+        return order_create(
+            customer_id=customer.pk if customer else None,
+            reference=reference,
+            lines=lines,
+            audit=audit,
+        )
+
+    return make
+
+
+@pytest.fixture
+def user_with_role(db):
+    def make(role: str | None, **kwargs):
+        return UserFactory(role=role, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def api_client_for(user_with_role):
+    """An APIClient authenticated by token as a fresh user with the given role."""
+    from rest_framework.authtoken.models import Token
+
+    def make(role: str | None = "integrator"):
+        user = user_with_role(role)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        client.user = user
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(api_client_for):
+    return api_client_for("integrator")
