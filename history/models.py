@@ -16,6 +16,21 @@ class OrderEventType(models.TextChoices):
     CANCELLED = "order.cancelled", "Cancelled"
 
 
+class CurrentTransactionId(models.Func):
+    """The writing transaction's id on PostgreSQL. The projector uses it to find the rows
+    that can no longer change (all transactions below the snapshot's xmin have ended), so it
+    never skips a row that commits after one with a higher id. SQLite serializes writers,
+    so there the row id alone is safe and this is 0."""
+
+    output_field = models.BigIntegerField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        return "0", []
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return "(pg_current_xact_id()::text::bigint)", []
+
+
 class OrderLedgerEntry(models.Model):
     """One immutable row per quantity change of one order line.
 
@@ -39,6 +54,7 @@ class OrderLedgerEntry(models.Model):
     occurred_at = models.DateTimeField()
     correlation_id = models.CharField(max_length=64, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
+    txid = models.BigIntegerField(db_default=CurrentTransactionId(), editable=False)
 
     class Meta:
         verbose_name = "order ledger entry"
@@ -49,6 +65,7 @@ class OrderLedgerEntry(models.Model):
             models.Index(fields=["occurred_at"], name="ledger_occurred_at_idx"),
             models.Index(fields=["product", "occurred_at"], name="ledger_product_time_idx"),
             models.Index(fields=["event_id"], name="ledger_event_id_idx"),
+            models.Index(fields=["txid", "id"], name="ledger_txid_idx"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -78,6 +95,8 @@ class OutboxEvent(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    dead_lettered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -85,6 +104,11 @@ class OutboxEvent(models.Model):
             models.Index(
                 fields=["id"],
                 name="outbox_unpublished_idx",
+                condition=models.Q(published_at__isnull=True),
+            ),
+            models.Index(
+                fields=["aggregate_type", "aggregate_id", "id"],
+                name="outbox_aggregate_pending_idx",
                 condition=models.Q(published_at__isnull=True),
             ),
             models.Index(
@@ -119,3 +143,91 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key} -> {self.status_code}"
+
+
+class ProjectionCheckpoint(models.Model):
+    """How far one projection has read the ledger, updated in the same transaction as the
+    projection. On PostgreSQL it is the database snapshot of the last run (`pg_snapshot`):
+    exactly the rows whose transactions had committed by then have been applied. On SQLite
+    it is the next row id."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    position = models.BigIntegerField(default=0)
+    pg_snapshot = models.TextField(default="1:1:")
+    applied_rows = models.BigIntegerField(default=0)
+    last_applied_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.position}"
+
+
+class OrderSnapshot(models.Model):
+    """Read side of an order, folded from the ledger by the projector."""
+
+    order = models.OneToOneField(
+        "orders.Order", on_delete=models.DO_NOTHING, primary_key=True, db_constraint=False
+    )
+    customer_id = models.BigIntegerField(null=True)
+    status = models.CharField(max_length=16, default="open")
+    total_quantity = models.BigIntegerField(default=0)
+    lines = models.JSONField(default=dict, help_text="sku -> quantity")
+    line_versions = models.JSONField(default=dict, help_text="sku -> version of that quantity")
+    total_adjustments = models.PositiveIntegerField(default=0)
+    last_adjustment_delta = models.BigIntegerField(
+        null=True, help_text="Net delta of the most recent quantity adjustment command."
+    )
+    last_adjustment_version = models.PositiveIntegerField(null=True)
+    last_event_id = models.UUIDField(null=True)
+    last_version = models.PositiveIntegerField(default=0)
+    last_updated = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["last_updated"], name="ordersnap_updated_idx")]
+
+    def __str__(self) -> str:
+        return f"snapshot of order {self.order_id} v{self.last_version}"
+
+
+class SkuDemand(models.Model):
+    """Open ordered quantity per sku across orders (cancelled orders count 0)."""
+
+    sku = models.CharField(max_length=64, primary_key=True)
+    open_quantity = models.BigIntegerField(default=0)
+    adjustment_count = models.PositiveIntegerField(default=0)
+    last_updated = models.DateTimeField(null=True)
+
+    def __str__(self) -> str:
+        return f"{self.sku}: {self.open_quantity}"
+
+
+class SkuDailyAdjustments(models.Model):
+    """Per sku and day: how many ledger rows and their net delta."""
+
+    sku = models.CharField(max_length=64)
+    day = models.DateField()
+    adjustment_count = models.PositiveIntegerField(default=0)
+    net_delta = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["sku", "day"], name="sku_day_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.day}: {self.adjustment_count}"
+
+
+class ConsumedEvent(models.Model):
+    """Consumers record each event id they handled, in the same transaction as its effect,
+    which makes at-least-once delivery effectively-once."""
+
+    consumer = models.CharField(max_length=64)
+    event_id = models.UUIDField()
+    consumed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["consumer", "event_id"], name="consumed_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.consumer}:{self.event_id}"

@@ -167,6 +167,10 @@ FILESYSTEM_TRANSPORT_OPTIONS = {
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     FILESYSTEM_TRANSPORT_OPTIONS if CELERY_BROKER_URL.startswith("filesystem") else {}
 )
+# The filesystem transport fails on missing folders instead of creating them.
+if CELERY_BROKER_URL.startswith("filesystem") or EVENT_BUS_URL.startswith("filesystem"):
+    for _folder in ("queue", "control"):
+        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -186,3 +190,22 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# Outbox relay (history/relay.py).
+EVENT_SOURCE = env("EVENT_SOURCE", default="/ordertrack")
+RELAY_INTERVAL_SECONDS = env.float("RELAY_INTERVAL_SECONDS", default=1.0)
+RELAY_BATCH_SIZE = env.int("RELAY_BATCH_SIZE", default=500)
+RELAY_MAX_ATTEMPTS = env.int("RELAY_MAX_ATTEMPTS", default=10)
+RELAY_BACKOFF_BASE_SECONDS = env.float("RELAY_BACKOFF_BASE_SECONDS", default=1.0)
+RELAY_BACKOFF_MAX_SECONDS = env.float("RELAY_BACKOFF_MAX_SECONDS", default=300.0)
+RELAY_CONFIRM_TIMEOUT = env.float("RELAY_CONFIRM_TIMEOUT", default=10.0)
+RELAY_CONNECT_TIMEOUT = env.float("RELAY_CONNECT_TIMEOUT", default=3.0)
+RELAY_MAX_RUN_SECONDS = env.float("RELAY_MAX_RUN_SECONDS", default=30.0)
+RELAY_KICK_ON_COMMIT = env.bool("RELAY_KICK_ON_COMMIT", default=True)
+
+# Projector (history/projector.py).
+PROJECTOR_INTERVAL_SECONDS = env.float("PROJECTOR_INTERVAL_SECONDS", default=1.0)
+PROJECTOR_BATCH_SIZE = env.int("PROJECTOR_BATCH_SIZE", default=5000)
+
+# Order read cache (orders/cache.py).
+ORDER_CACHE_TTL_SECONDS = env.int("ORDER_CACHE_TTL_SECONDS", default=300)

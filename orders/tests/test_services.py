@@ -243,7 +243,7 @@ def test_concurrent_adjustments_serialize_with_contiguous_versions(audit):
             start.wait()
             for _ in range(per_worker):
                 order_adjust(order_id=order.pk, deltas={product.sku: 1}, audit=audit)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - asserted empty below
             errors.append(exc)
         finally:
             connection.close()

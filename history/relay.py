@@ -1,0 +1,335 @@
+"""The outbox relay: carries committed outbox rows to the broker, at least once and in
+version order per aggregate.
+
+One batch is one database transaction:
+1. claim up to N deliverable rows in id order with FOR UPDATE SKIP LOCKED, so relays running
+   side by side never take the same row;
+2. hold back any row whose earlier, still-unpublished sibling (same aggregate) is not in
+   this batch: another relay has it, or it is waiting to be retried;
+3. publish in waves, the k-th event of every aggregate in wave k, and wait for the broker's
+   publisher confirms of a wave before sending the next, so version N+1 never reaches the
+   broker before version N is confirmed;
+4. mark confirmed rows published; record the error, back off exponentially, and after the
+   last attempt dead-letter the rest. Commit.
+A relay that dies mid-batch rolls back: its rows are simply claimed again (at least once).
+"""
+
+import logging
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import orjson
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+from kombu import Connection, Exchange, Producer
+
+from history.models import OutboxEvent
+
+logger = logging.getLogger(__name__)
+
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+
+
+class BrokerUnavailable(Exception):
+    """The broker could not be reached or the connection broke mid-batch."""
+
+
+@dataclass
+class RelayResult:
+    published: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    held_back: int = 0
+    batches: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: "RelayResult") -> None:
+        self.published += other.published
+        self.failed += other.failed
+        self.dead_lettered += other.dead_lettered
+        self.held_back += other.held_back
+        self.batches += other.batches
+        self.errors += other.errors
+
+
+def cloudevent(event: OutboxEvent) -> bytes:
+    return orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": str(event.event_id),
+            "source": f"{settings.EVENT_SOURCE}/{event.aggregate_type}s",
+            "type": event.event_type,
+            "subject": event.aggregate_id,
+            "time": event.created_at.isoformat(),
+            "datacontenttype": "application/json",
+            "data": event.payload,
+        }
+    )
+
+
+def _transport_options(url: str) -> dict:
+    return settings.FILESYSTEM_TRANSPORT_OPTIONS if url.startswith("filesystem") else {}
+
+
+class Publisher:
+    """A broker connection that publishes waves of events and reports, per event, whether
+    the broker confirmed it. On AMQP it uses publisher confirms, one wait per wave."""
+
+    def __init__(self, url: str | None = None, exchange: str | None = None):
+        self.url = url or settings.EVENT_BUS_URL
+        self.exchange_name = exchange or settings.EVENT_EXCHANGE
+        self.connection: Connection | None = None
+        self.channel = None
+        self.producer: Producer | None = None
+        self._acked: set[int] = set()
+        self._nacked: set[int] = set()
+        self._next_tag = 1
+
+    @property
+    def confirms(self) -> bool:
+        return self.connection is not None and self.connection.transport.driver_type == "amqp"
+
+    def connect(self) -> None:
+        if self.connection is not None:
+            return
+        try:
+            connection = Connection(
+                self.url,
+                connect_timeout=settings.RELAY_CONNECT_TIMEOUT,
+                transport_options=_transport_options(self.url),
+                heartbeat=0,
+            )
+            connection.ensure_connection(max_retries=1, timeout=settings.RELAY_CONNECT_TIMEOUT)
+            channel = connection.channel()
+            exchange = Exchange(self.exchange_name, type="topic", durable=True, auto_delete=False)
+            exchange(channel).declare()
+            if connection.transport.driver_type == "amqp":
+                channel.confirm_select()
+                channel.events["basic_ack"].add(self._on_ack)
+                channel.events["basic_nack"].add(self._on_nack)
+                self._next_tag = 1
+        except Exception as exc:
+            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        self.connection, self.channel = connection, channel
+        self.producer = Producer(channel, exchange=exchange, auto_declare=False)
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.release()
+            except Exception:
+                logger.debug("error while closing the broker connection", exc_info=True)
+        self.connection = self.channel = self.producer = None
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(self._acked, delivery_tag, multiple)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(self._nacked, delivery_tag, multiple)
+
+    def _settle(self, into: set[int], delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            into.update(t for t in self._pending if t <= delivery_tag)
+        else:
+            into.add(delivery_tag)
+
+    def publish_wave(self, events: list[OutboxEvent]) -> dict[int, str | None]:
+        """Publish events and return {outbox id: None if confirmed else the error}."""
+        self.connect()
+        try:
+            if not self.confirms:
+                for event in events:
+                    self._send(event)
+                return {event.pk: None for event in events}
+            tags: dict[int, int] = {}
+            self._pending = set()
+            for event in events:
+                tag = self._next_tag
+                self._next_tag += 1
+                tags[tag] = event.pk
+                self._pending.add(tag)
+                self._send(event)
+            deadline = time.monotonic() + settings.RELAY_CONFIRM_TIMEOUT
+            while self._pending - self._acked - self._nacked:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise BrokerUnavailable("timed out waiting for publisher confirms")
+                self.connection.drain_events(timeout=remaining)
+            outcome = {
+                event_id: (None if tag in self._acked else "the broker refused (nack)")
+                for tag, event_id in tags.items()
+            }
+            self._acked -= self._pending
+            self._nacked -= self._pending
+            return outcome
+        except BrokerUnavailable:
+            self.close()
+            raise
+        except Exception as exc:
+            self.close()
+            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def _send(self, event: OutboxEvent) -> None:
+        self.producer.publish(
+            cloudevent(event),
+            routing_key=event.event_type,
+            content_type=CLOUDEVENTS_CONTENT_TYPE,
+            content_encoding="utf-8",
+            delivery_mode=2,
+            message_id=str(event.event_id),
+            type=event.event_type,
+            timestamp=int(event.created_at.timestamp()),
+            retry=False,
+        )
+
+
+def _deliverable(now):
+    stuck_sibling = OutboxEvent.objects.filter(
+        aggregate_type=OuterRef("aggregate_type"),
+        aggregate_id=OuterRef("aggregate_id"),
+        published_at__isnull=True,
+        id__lt=OuterRef("id"),
+    ).filter(Q(dead_lettered_at__isnull=False) | Q(next_attempt_at__gt=now))
+    return (
+        OutboxEvent.objects.filter(published_at__isnull=True, dead_lettered_at__isnull=True)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .exclude(Exists(stuck_sibling))
+        .order_by("id")
+    )
+
+
+def _in_aggregate_order(rows: list[OutboxEvent]) -> tuple[list[list[OutboxEvent]], int]:
+    """Split the claimed rows into waves (k-th event of each aggregate in wave k), dropping
+    every row whose earlier unpublished sibling is not in this batch."""
+    claimed = {row.pk for row in rows}
+    by_aggregate: dict[tuple[str, str], list[OutboxEvent]] = defaultdict(list)
+    for row in rows:
+        by_aggregate[(row.aggregate_type, row.aggregate_id)].append(row)
+    earlier = (
+        OutboxEvent.objects.filter(
+            published_at__isnull=True,
+            aggregate_id__in=sorted({aggregate_id for _, aggregate_id in by_aggregate}),
+            id__lt=rows[-1].pk,
+        )
+        .exclude(pk__in=claimed)
+        .values_list("aggregate_type", "aggregate_id", "id")
+    )
+    first_foreign: dict[tuple[str, str], int] = {}
+    for aggregate_type, aggregate_id, pk in earlier:
+        key = (aggregate_type, aggregate_id)
+        if key in by_aggregate:
+            first_foreign[key] = min(pk, first_foreign.get(key, pk))
+    waves: list[list[OutboxEvent]] = []
+    held_back = 0
+    for key, events in by_aggregate.items():
+        limit = first_foreign.get(key)
+        for position, event in enumerate(events):
+            if limit is not None and event.pk > limit:
+                held_back += len(events) - position
+                break
+            if position == len(waves):
+                waves.append([])
+            waves[position].append(event)
+    return waves, held_back
+
+
+def _backoff(attempts: int) -> timedelta:
+    seconds = min(
+        settings.RELAY_BACKOFF_BASE_SECONDS * 2 ** (attempts - 1),
+        settings.RELAY_BACKOFF_MAX_SECONDS,
+    )
+    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+
+def _record_failures(events: list[OutboxEvent], error: str, now, result: RelayResult) -> None:
+    for event in events:
+        event.attempts += 1
+        event.last_error = error[:2000]
+        if event.attempts >= settings.RELAY_MAX_ATTEMPTS:
+            event.dead_lettered_at = now
+            event.next_attempt_at = None
+            result.dead_lettered += 1
+            logger.error("outbox event %s dead-lettered: %s", event.event_id, error)
+        else:
+            event.next_attempt_at = now + _backoff(event.attempts)
+            result.failed += 1
+    OutboxEvent.objects.bulk_update(
+        events, ["attempts", "last_error", "next_attempt_at", "dead_lettered_at"]
+    )
+
+
+def outbox_relay_batch(*, publisher: Publisher, batch_size: int | None = None) -> RelayResult:
+    """Relay one batch (see the module docstring). A broker outage is recorded on the
+    batch's rows and reported in `errors`."""
+    result = RelayResult()
+    with transaction.atomic():
+        now = timezone.now()
+        rows = list(
+            _deliverable(now).select_for_update(skip_locked=True)[
+                : batch_size or settings.RELAY_BATCH_SIZE
+            ]
+        )
+        if not rows:
+            return result
+        result.batches = 1
+        waves, result.held_back = _in_aggregate_order(rows)
+        published: list[OutboxEvent] = []
+        refused: list[OutboxEvent] = []
+        for index, wave in enumerate(waves):
+            try:
+                outcome = publisher.publish_wave(wave)
+            except BrokerUnavailable as exc:
+                result.errors.append(str(exc))
+                _record_failures([e for w in waves[index:] for e in w], str(exc), now, result)
+                break
+            confirmed_at = timezone.now()
+            blocked = set()
+            for event in wave:
+                if outcome[event.pk] is None:
+                    event.published_at = confirmed_at
+                    published.append(event)
+                else:
+                    event.last_error = outcome[event.pk]
+                    refused.append(event)
+                    blocked.add((event.aggregate_type, event.aggregate_id))
+            if blocked:
+                # Later events of a refused aggregate stay behind it, unsent.
+                for later in waves[index + 1 :]:
+                    later[:] = [
+                        e for e in later if (e.aggregate_type, e.aggregate_id) not in blocked
+                    ]
+        if published:
+            OutboxEvent.objects.bulk_update(published, ["published_at"])
+            result.published = len(published)
+        if refused:
+            _record_failures(refused, refused[0].last_error, now, result)
+    return result
+
+
+def outbox_relay(
+    *,
+    publisher: Publisher | None = None,
+    max_seconds: float | None = None,
+    batch_size: int | None = None,
+) -> RelayResult:
+    """Relay batches until nothing deliverable is left, the time is up, or the broker is
+    unavailable (which is recorded in `errors`, not raised)."""
+    own_publisher = publisher is None
+    publisher = publisher or Publisher()
+    total = RelayResult()
+    deadline = time.monotonic() + (max_seconds or settings.RELAY_MAX_RUN_SECONDS)
+    try:
+        while time.monotonic() < deadline:
+            result = outbox_relay_batch(publisher=publisher, batch_size=batch_size)
+            total.add(result)
+            if result.errors or result.published == 0:
+                break
+    finally:
+        if own_publisher:
+            publisher.close()
+    return total

@@ -1,0 +1,59 @@
+"""Test helpers that talk to the real RabbitMQ: a queue bound to the run's own exchange."""
+
+import time
+import uuid
+
+import orjson
+from django.conf import settings
+from kombu import Connection, Exchange, Queue
+
+
+class EventCollector:
+    """An exclusive queue bound to the test run's exchange, read with basic.get."""
+
+    def __init__(
+        self, *, binding: str = "#", arguments: dict | None = None, url: str | None = None
+    ):
+        self.connection = Connection(url or settings.EVENT_BUS_URL)
+        self.channel = self.connection.channel()
+        exchange = Exchange(settings.EVENT_EXCHANGE, type="topic", durable=True)
+        exchange(self.channel).declare()
+        self.queue = Queue(
+            f"{settings.EVENT_EXCHANGE}.test.{uuid.uuid4().hex[:8]}",
+            exchange=exchange,
+            routing_key=binding,
+            exclusive=True,
+            auto_delete=True,
+            queue_arguments=arguments,
+        )(self.channel)
+        self.queue.declare()
+        self.events: list[dict] = []
+
+    def collect(self, *, expected: int | None = None, timeout: float = 5.0) -> list[dict]:
+        """Read until `expected` events arrived (or, without it, until the queue stays empty
+        for a moment); returns everything read so far."""
+        deadline = time.monotonic() + timeout
+        idle_since = None
+        while time.monotonic() < deadline:
+            message = self.queue.get(no_ack=True, accept=["application/cloudevents+json"])
+            if message is None:
+                if expected is not None and len(self.events) >= expected:
+                    break
+                idle_since = idle_since or time.monotonic()
+                if expected is None and time.monotonic() - idle_since > 0.3:
+                    break
+                time.sleep(0.01)
+                continue
+            idle_since = None
+            event = orjson.loads(message.body)
+            event["_routing_key"] = message.delivery_info["routing_key"]
+            event["_properties"] = message.properties
+            self.events.append(event)
+        return self.events
+
+    def close(self) -> None:
+        try:
+            self.queue.delete()
+        except Exception:  # noqa: BLE001 - the exclusive queue goes away with the connection
+            pass
+        self.connection.release()
