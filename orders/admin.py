@@ -1,1 +1,234 @@
-from django.contrib import admin  # noqa: F401
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet, Sum
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+
+from config.errors import DomainError, VersionConflict
+from history.audit import Audit
+from history.models import Source
+from history.selectors import order_timeline
+from orders import services
+from orders.forms import OrderAdminForm, OrderLineForm, OrderLineFormSet, stale_order_message
+from orders.models import Customer, Order, OrderLine, OrderStatus
+from orders.timeline import line_charts
+
+CANCEL_REASON = "Cancelled in admin"
+
+
+def admin_audit(request: HttpRequest, *, reason: str = "") -> Audit:
+    return Audit(
+        actor=request.user.get_username(),
+        source=Source.ADMIN,
+        reason=reason,
+        correlation_id=getattr(request, "correlation_id", ""),
+    )
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "email", "created_at")
+    search_fields = ("name", "email")
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    form = OrderLineForm
+    formset = OrderLineFormSet
+    fields = ("product", "quantity")
+    autocomplete_fields = ("product",)
+    can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OrderLine]:
+        return super().get_queryset(request).select_related("product")
+
+    def get_extra(self, request: HttpRequest, obj: Order | None = None, **kwargs) -> int:
+        return 0 if obj else 1
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> tuple:
+        if obj is not None and obj.status != OrderStatus.OPEN:
+            return ("product", "quantity")
+        return ()
+
+    def has_add_permission(self, request: HttpRequest, obj: Order | None) -> bool:
+        editable = obj is None or obj.status == OrderStatus.OPEN
+        return editable and super().has_add_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    """Every save goes through `orders.services`, so the admin writes the same ledger rows
+    and outbox events as the API. The form carries the version it was rendered with, and a
+    save against a newer version is refused rather than overwriting someone's change."""
+
+    form = OrderAdminForm
+    inlines = (OrderLineInline,)
+    list_display = (
+        "id",
+        "reference",
+        "customer",
+        "status",
+        "version",
+        "total_quantity",
+        "updated_at",
+    )
+    list_display_links = ("id", "reference")
+    list_filter = ("status", "customer", "updated_at")
+    list_select_related = ("customer",)
+    search_fields = ("reference", "customer__name", "lines__product__sku")
+    search_help_text = "Search by reference, customer name or line sku."
+    autocomplete_fields = ("customer",)
+    actions = ("cancel_orders",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
+        return super().get_queryset(request).annotate(total_quantity=Sum("lines__quantity"))
+
+    @admin.display(description="total quantity", ordering="total_quantity")
+    def total_quantity(self, order: Order) -> int:
+        return order.total_quantity or 0
+
+    def get_fieldsets(self, request: HttpRequest, obj: Order | None = None) -> list:
+        if obj is None:
+            return [(None, {"fields": ["customer", "reference", "reason"]})]
+        main = ["customer", "reference", "status", "version", "created_at", "updated_at"]
+        if not self.has_change_permission(request, obj):
+            return [(None, {"fields": main})]
+        fieldsets = [(None, {"fields": [*main, "expected_version"]})]
+        if obj.status == OrderStatus.OPEN:
+            fieldsets.append(("Reason for the change", {"fields": ["reason"]}))
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> tuple:
+        if obj is None:
+            return ()
+        return ("customer", "reference", "status", "version", "created_at", "updated_at")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
+        return False
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        # The form's version check is only advisory: the service re-checks under the row
+        # lock. Raising out of the admin's transaction rolls everything back.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except VersionConflict as exc:
+            self.message_user(request, stale_order_message(current=exc.current), messages.ERROR)
+        except DomainError as exc:
+            self.message_user(request, f"Nothing was saved: {exc.detail}", messages.ERROR)
+        return HttpResponseRedirect(request.get_full_path())
+
+    def save_model(self, request: HttpRequest, obj: Order, form, change: bool) -> None:
+        """Nothing to do yet: the services write the order together with its lines, which
+        only `save_related` sees."""
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        lines = _lines_formset(formsets)
+        audit = admin_audit(request, reason=form.cleaned_data.get("reason", "").strip())
+        if change:
+            quantities = lines.quantities()
+            if not quantities:
+                return
+            order = services.order_set_quantities(
+                order_id=form.instance.pk,
+                quantities=quantities,
+                expected_version=form.cleaned_data["expected_version"],
+                audit=audit,
+            )
+        else:
+            order = services.order_create(
+                customer_id=form.instance.customer_id,
+                reference=form.instance.reference,
+                lines=lines.quantities(),
+                audit=audit,
+            )
+        _copy_saved_state(order, onto=form.instance)
+
+    def construct_change_message(
+        self, request: HttpRequest, form, formsets, add: bool = False
+    ) -> list[dict]:
+        name = str(OrderLine._meta.verbose_name)
+        message: list[dict] = [{"added": {}}] if add else []
+        for line in _lines_formset(formsets).filled_forms():
+            if not line.has_changed():
+                continue
+            sku = line.cleaned_data["product"].sku
+            if line.instance.pk is None:
+                message.append({"added": {"name": name, "object": sku}})
+            else:
+                message.append({"changed": {"name": name, "object": sku, "fields": ["quantity"]}})
+        return message
+
+    @admin.action(description="Cancel selected orders", permissions=["change"])
+    def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        audit = admin_audit(request, reason=CANCEL_REASON)
+        cancelled, failed = [], []
+        for order_id in queryset.order_by("pk").values_list("pk", flat=True):
+            try:
+                services.order_cancel(order_id=order_id, audit=audit)
+            except DomainError as exc:
+                failed.append(f"#{order_id}: {exc.detail}")
+            else:
+                cancelled.append(f"#{order_id}")
+        if cancelled:
+            self.message_user(
+                request,
+                f"Cancelled {len(cancelled)} order(s): {', '.join(cancelled)}.",
+                messages.SUCCESS,
+            )
+        if failed:
+            self.message_user(
+                request,
+                f"Could not cancel {len(failed)} order(s): {'; '.join(failed)}",
+                messages.ERROR,
+            )
+
+    def get_urls(self) -> list[URLPattern]:
+        name = f"{self.opts.app_label}_{self.opts.model_name}_timeline"
+        timeline = path(
+            "<path:object_id>/timeline/",
+            self.admin_site.admin_view(self.timeline_view),
+            name=name,
+        )
+        return [timeline, *super().get_urls()]
+
+    def timeline_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        order = self.get_object(request, unquote(object_id))
+        if order is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, order):
+            raise PermissionDenied
+        entries = list(order_timeline(order_id=order.pk))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Timeline of {order}",
+            "opts": self.opts,
+            "original": order,
+            "entries": entries,
+            "charts": line_charts(entries),
+            "csv_url": reverse("order-history", kwargs={"order_id": order.pk}) + "?format=csv",
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/orders/order/timeline.html", context)
+
+
+def _lines_formset(formsets) -> OrderLineFormSet:
+    return next(formset for formset in formsets if isinstance(formset, OrderLineFormSet))
+
+
+def _copy_saved_state(saved: Order, *, onto: Order) -> None:
+    """The admin's log entry and redirect use its own instance, not the service's."""
+    for field in ("id", "version", "status", "created_at", "updated_at"):
+        setattr(onto, field, getattr(saved, field))
+    onto._state.adding = False
+    onto._state.db = saved._state.db

@@ -1,6 +1,8 @@
 """Thin HTTP callers of orders.services and orders.selectors: parse, call one service,
 render. Every write accepts Idempotency-Key; every order write accepts If-Match."""
 
+import orjson
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
@@ -16,6 +18,7 @@ from history.audit import Audit
 from history.models import Source
 from history.selectors import order_as_of
 from orders import services
+from orders.cache import MISS, order_cache_get, order_cache_put
 from orders.filters import OrderFilter
 from orders.models import MAX_LINE_QUANTITY, Customer, Order
 from orders.selectors import customer_list, order_get, order_list
@@ -107,6 +110,21 @@ def order_response(order_id: int, *, status_code: int = status.HTTP_200_OK) -> R
     return Response(OrderOutput(order).data, status=status_code, headers=headers)
 
 
+def cached_order_response(order_id: int) -> HttpResponse:
+    """Serve the order from the Redis cache when fresh, else from the database (and fill
+    the cache). `X-Cache` says which: hit, miss or degraded (Redis unavailable)."""
+    body, version, cache_status = order_cache_get(order_id)
+    if body is None:
+        order = order_get(order_id=order_id)
+        body, version = orjson.dumps(OrderOutput(order).data), order.version
+        if cache_status == MISS:
+            order_cache_put(order_id, version, body)
+    response = HttpResponse(body, content_type="application/json")
+    response["ETag"] = etag(version)
+    response["X-Cache"] = cache_status
+    return response
+
+
 class OrderListCreateApi(IdempotentMixin, ListAPIView):
     serializer_class = OrderOutput
     filterset_class = OrderFilter
@@ -158,7 +176,7 @@ class OrderDetailApi(IdempotentMixin, APIView):
     def get(self, request, order_id: int):
         as_of = request.query_params.get("as_of")
         if as_of is None:
-            return order_response(order_id)
+            return cached_order_response(order_id)
         at = parse_aware_datetime(as_of, name="as_of")
         order_get(order_id=order_id)
         state = order_as_of(order_id=order_id, at=at)

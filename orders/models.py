@@ -64,4 +64,4 @@ class OrderLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.product_id} x {self.quantity}"
+        return f"line {self.pk} of order {self.order_id}: {self.quantity}"

@@ -3,6 +3,7 @@ call these functions; each runs in a single transaction that writes the new stat
 ledger row per changed line and one outbox event."""
 
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import NamedTuple
 
 from django.db import transaction
@@ -21,6 +22,7 @@ from history.events import LineChange
 from history.models import OrderEventType
 from history.services import order_changes_record
 from inventory.models import Product
+from orders.cache import order_cache_invalidate
 from orders.models import MAX_LINE_QUANTITY, Customer, Order, OrderLine, OrderStatus
 
 
@@ -221,4 +223,5 @@ def _apply_changes(
     order_changes_record(
         order=order, event_type=event_type, changes=changes, audit=audit, occurred_at=now
     )
+    transaction.on_commit(partial(order_cache_invalidate, order.pk, order.version))
     return order

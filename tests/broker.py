@@ -1,5 +1,6 @@
 """Test helpers that talk to the real RabbitMQ: a queue bound to the run's own exchange."""
 
+import contextlib
 import time
 import uuid
 
@@ -52,8 +53,7 @@ class EventCollector:
         return self.events
 
     def close(self) -> None:
-        try:
+        # The exclusive queue goes away with the connection anyway.
+        with contextlib.suppress(Exception):
             self.queue.delete()
-        except Exception:  # noqa: BLE001 - the exclusive queue goes away with the connection
-            pass
         self.connection.release()

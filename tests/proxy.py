@@ -1,6 +1,7 @@
 """A small TCP proxy for outage tests: put it in front of a shared service and cut it,
 instead of ever stopping the service itself."""
 
+import contextlib
 import socket
 import threading
 
@@ -44,20 +45,16 @@ class TcpProxy:
             pass
         finally:
             for sock in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def cut(self) -> None:
         """Drop every open connection and refuse new ones until restore()."""
         self._cut = True
         with self._lock:
             for sock in self._connections:
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 sock.close()
             self._connections.clear()
 

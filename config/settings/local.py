@@ -6,3 +6,5 @@ REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = [  # noqa: F405
     *REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"],  # noqa: F405
     "rest_framework.renderers.BrowsableAPIRenderer",
 ]
+# runserver serves static files itself in development.
+MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise")]  # noqa: F405

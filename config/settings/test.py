@@ -40,3 +40,4 @@ DEBUG = False
 RELAY_KICK_ON_COMMIT = False
 RELAY_CONFIRM_TIMEOUT = 5.0
 RELAY_CONNECT_TIMEOUT = 1.0
+MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise")]  # noqa: F405

@@ -1,0 +1,108 @@
+"""Redis cache for hot order reads (`GET /api/v1/orders/{id}/`).
+
+Entries are versioned: `"<version>|<json>"`, or `"<version>|"` for a tombstone that a
+committed write leaves behind. A Lua script only lets a newer version replace an older one,
+so a reader that loaded version 3 just before a write of version 4 committed can never
+overwrite the tombstone and serve a stale order. When Redis is down, reads go to the
+database and report `degraded`; a short circuit breaker keeps every request from waiting
+on a dead socket.
+"""
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+HIT, MISS, DEGRADED = "hit", "miss", "degraded"
+_BREAKER_SECONDS = 5.0
+_broken_until = 0.0
+
+_SET_IF_NEWER = """
+local current = redis.call('GET', KEYS[1])
+local version = tonumber(ARGV[1])
+local tombstone = ARGV[2] == ''
+if current then
+  local sep = string.find(current, '|', 1, true)
+  local current_version = tonumber(string.sub(current, 1, sep - 1))
+  local current_tombstone = sep == string.len(current)
+  if tombstone then
+    if version <= current_version then return 0 end
+  elseif current_tombstone then
+    if version < current_version then return 0 end
+  elseif version <= current_version then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+def _key(order_id: int) -> str:
+    return f"order:v1:{order_id}"
+
+
+def _redis():
+    """The raw client when the cache is django-redis, else None (local-memory cache)."""
+    if not hasattr(cache, "client"):
+        return None
+    from django_redis import get_redis_connection
+
+    return get_redis_connection("default")
+
+
+def _available() -> bool:
+    return time.monotonic() >= _broken_until
+
+
+def _trip(exc: Exception) -> None:
+    global _broken_until
+    _broken_until = time.monotonic() + _BREAKER_SECONDS
+    logger.warning("order cache unavailable, reading from the database: %s", exc)
+
+
+def order_cache_get(order_id: int) -> tuple[bytes | None, int | None, str]:
+    """(json, version, hit|miss|degraded) for the order; json is None unless a hit."""
+    if not _available():
+        return None, None, DEGRADED
+    client = _redis()
+    try:
+        raw = client.get(cache.make_key(_key(order_id))) if client else cache.get(_key(order_id))
+    except RedisError as exc:
+        _trip(exc)
+        return None, None, DEGRADED
+    if not raw:
+        return None, None, MISS
+    raw = raw if isinstance(raw, bytes) else raw.encode()
+    version, _, body = raw.partition(b"|")
+    return (body, int(version), HIT) if body else (None, None, MISS)
+
+
+def _set_if_newer(order_id: int, version: int, body: bytes) -> None:
+    if not _available():
+        return
+    client = _redis()
+    ttl = settings.ORDER_CACHE_TTL_SECONDS
+    try:
+        if client is None:
+            current = cache.get(_key(order_id))
+            current_version = int(current.partition(b"|")[0]) if current else 0
+            if version >= current_version:
+                cache.set(_key(order_id), b"%d|%s" % (version, body), ttl)
+            return
+        client.eval(_SET_IF_NEWER, 1, cache.make_key(_key(order_id)), version, body, ttl)
+    except RedisError as exc:
+        _trip(exc)
+
+
+def order_cache_put(order_id: int, version: int, body: bytes) -> None:
+    _set_if_newer(order_id, version, body)
+
+
+def order_cache_invalidate(order_id: int, version: int) -> None:
+    """Called on commit of a write that produced `version`."""
+    _set_if_newer(order_id, version, b"")

@@ -1,0 +1,99 @@
+import pytest
+from django.core.cache import cache
+from django.test import override_settings
+
+from orders import cache as order_cache
+from orders.services import order_adjust
+from tests.proxy import TcpProxy
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def clean_cache():
+    cache.clear()
+    order_cache._broken_until = 0.0
+    yield
+    order_cache._broken_until = 0.0
+
+
+def test_a_read_is_served_from_redis_after_the_first_miss(api, make_order, product):
+    # given
+    order = make_order(lines={product.sku: 5})
+
+    # when
+    first = api.get(f"/api/v1/orders/{order.pk}/")
+    second = api.get(f"/api/v1/orders/{order.pk}/")
+
+    # then
+    assert (first["X-Cache"], second["X-Cache"]) == ("miss", "hit")
+    assert first.json() == second.json()
+    assert second["ETag"] == '"1"'
+    assert order_cache.order_cache_get(order.pk)[1] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_after_a_write_sees_the_write(api, make_order, product, audit):
+    # given: version 1 is cached
+    order = make_order(lines={product.sku: 5})
+    api.get(f"/api/v1/orders/{order.pk}/")
+
+    # when
+    patched = api.patch(
+        f"/api/v1/orders/{order.pk}/",
+        {"lines": [{"sku": product.sku, "quantity": 9}], "reason": "r"},
+        format="json",
+    )
+    order_adjust(order_id=order.pk, deltas={product.sku: 1}, audit=audit)
+    read = api.get(f"/api/v1/orders/{order.pk}/")
+
+    # then
+    assert patched.status_code == 200
+    assert read["X-Cache"] == "miss"
+    assert read["ETag"] == '"3"'
+    assert read.json()["lines"] == [{"sku": product.sku, "quantity": 10}]
+    assert api.get(f"/api/v1/orders/{order.pk}/")["X-Cache"] == "hit"
+
+
+def test_a_stale_reader_cannot_overwrite_a_newer_write(make_order, product):
+    # given: a write of version 2 committed and left its tombstone
+    order = make_order(lines={product.sku: 5})
+    order_cache.order_cache_invalidate(order.pk, 2)
+
+    # when: a slow reader that loaded version 1 before the write tries to fill the cache
+    order_cache.order_cache_put(order.pk, 1, b'{"version": 1}')
+
+    # then
+    assert order_cache.order_cache_get(order.pk) == (None, None, "miss")
+    order_cache.order_cache_put(order.pk, 2, b'{"version": 2}')
+    assert order_cache.order_cache_get(order.pk) == (b'{"version": 2}', 2, "hit")
+    order_cache.order_cache_put(order.pk, 1, b'{"version": 1}')
+    order_cache.order_cache_invalidate(order.pk, 2)
+    assert order_cache.order_cache_get(order.pk)[1] == 2
+
+
+def test_reads_fall_back_to_the_database_when_redis_is_down(api, make_order, product, settings):
+    # given: the cache talks to Redis through a proxy that we cut
+    order = make_order(lines={product.sku: 5})
+    proxy = TcpProxy("127.0.0.1", 6379)
+    redis_cache = {
+        **settings.CACHES["default"],
+        "LOCATION": f"redis://127.0.0.1:{proxy.port}/0",
+    }
+    try:
+        with override_settings(CACHES={"default": redis_cache}):
+            assert api.get(f"/api/v1/orders/{order.pk}/")["X-Cache"] == "miss"
+            proxy.cut()
+
+            # when
+            response = api.get(f"/api/v1/orders/{order.pk}/")
+
+            # then
+            assert response.status_code == 200
+            assert response["X-Cache"] == "degraded"
+            assert response.json()["lines"] == [{"sku": product.sku, "quantity": 5}]
+            ready = api.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["cache"]["status"] == "down"
+    finally:
+        proxy.close()

@@ -1,0 +1,288 @@
+"""Who may call what: anonymous 401, no role 403, auditors read only, staff and integrators
+read and write. Token and session authentication both work."""
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from history.models import IdempotencyRecord, OrderLedgerEntry, OutboxEvent
+from inventory.models import Product
+from orders.models import Customer, Order, OrderLine
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+PROBLEM = "application/problem+json"
+
+
+def _no_body(objects):
+    return None
+
+
+# name, method, path template, body, status on success
+ENDPOINTS = [
+    ("products-list", "get", "/api/v1/products/", _no_body, 200),
+    (
+        "products-create",
+        "post",
+        "/api/v1/products/",
+        lambda o: {"sku": "NEW-1", "name": "New"},
+        201,
+    ),
+    ("products-detail", "get", "/api/v1/products/{sku}/", _no_body, 200),
+    ("customers-list", "get", "/api/v1/customers/", _no_body, 200),
+    ("customers-create", "post", "/api/v1/customers/", lambda o: {"name": "ACME"}, 201),
+    ("customers-detail", "get", "/api/v1/customers/{customer}/", _no_body, 200),
+    ("orders-list", "get", "/api/v1/orders/", _no_body, 200),
+    (
+        "orders-create",
+        "post",
+        "/api/v1/orders/",
+        lambda o: {"lines": [{"sku": o["sku"], "quantity": 1}]},
+        201,
+    ),
+    ("orders-detail", "get", "/api/v1/orders/{order}/", _no_body, 200),
+    (
+        "orders-patch",
+        "patch",
+        "/api/v1/orders/{order}/",
+        lambda o: {"lines": [{"sku": o["sku"], "quantity": 7}], "reason": "r"},
+        200,
+    ),
+    (
+        "orders-adjust",
+        "post",
+        "/api/v1/orders/{order}/adjust/",
+        lambda o: {"sku": o["sku"], "delta": 1, "reason": "r"},
+        200,
+    ),
+    ("orders-cancel", "post", "/api/v1/orders/{order}/cancel/", lambda o: {"reason": "r"}, 200),
+    ("orders-history", "get", "/api/v1/orders/{order}/history/", _no_body, 200),
+    ("adjustments-list", "get", "/api/v1/adjustments/", _no_body, 200),
+    ("adjustments-csv", "get", "/api/v1/adjustments/?format=csv", _no_body, 200),
+]
+READS = [pytest.param(*e, id=e[0]) for e in ENDPOINTS if e[1] == "get"]
+WRITES = [pytest.param(*e, id=e[0]) for e in ENDPOINTS if e[1] != "get"]
+ALL = READS + WRITES
+
+
+@pytest.fixture
+def objects(make_order, product, customer):
+    order = make_order(lines={product.sku: 10}, customer=customer)
+    return {"order": order.pk, "customer": customer.pk, "sku": product.sku}
+
+
+def state() -> dict[str, int]:
+    models = (
+        Product,
+        Customer,
+        Order,
+        OrderLine,
+        OrderLedgerEntry,
+        OutboxEvent,
+        IdempotencyRecord,
+    )
+    snapshot = {model.__name__: model.objects.count() for model in models}
+    snapshot["versions"] = sum(Order.objects.values_list("version", flat=True))
+    return snapshot
+
+
+def call(client, method, path, body, objects):
+    url = path.format(**objects)
+    if body is None:
+        return getattr(client, method)(url)
+    return getattr(client, method)(url, body, format="json")
+
+
+def assert_problem(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == PROBLEM
+    assert response.json()["code"] == code
+
+
+@pytest.mark.parametrize(("name", "method", "path", "body", "ok"), ALL)
+def test_anonymous_is_401_with_www_authenticate(objects, name, method, path, body, ok):
+    # given
+    before = state()
+
+    # when
+    response = call(APIClient(), method, path, body(objects), objects)
+
+    # then
+    assert_problem(response, 401, "not_authenticated")
+    assert response["WWW-Authenticate"] == "Token"
+    assert state() == before
+
+
+@pytest.mark.parametrize(("name", "method", "path", "body", "ok"), ALL)
+def test_user_without_a_role_is_403(api_client_for, objects, name, method, path, body, ok):
+    # given
+    client = api_client_for(None)
+    before = state()
+
+    # when
+    response = call(client, method, path, body(objects), objects)
+
+    # then
+    assert_problem(response, 403, "permission_denied")
+    assert state() == before
+
+
+@pytest.mark.parametrize(("name", "method", "path", "body", "ok"), READS)
+def test_auditor_may_read(api_client_for, objects, name, method, path, body, ok):
+    # when
+    response = call(api_client_for("auditor"), method, path, body(objects), objects)
+
+    # then
+    assert response.status_code == ok
+
+
+@pytest.mark.parametrize(("name", "method", "path", "body", "ok"), WRITES)
+def test_auditor_may_not_write(api_client_for, objects, name, method, path, body, ok):
+    # given
+    client = api_client_for("auditor")
+    before = state()
+
+    # when
+    response = call(client, method, path, body(objects), objects)
+
+    # then
+    assert_problem(response, 403, "permission_denied")
+    assert state() == before
+
+
+@pytest.mark.parametrize("role", ["integrator", "order_staff"])
+@pytest.mark.parametrize(("name", "method", "path", "body", "ok"), ALL)
+def test_integrators_and_staff_may_read_and_write(
+    api_client_for, objects, role, name, method, path, body, ok
+):
+    # given
+    client = api_client_for(role)
+    before = state()
+
+    # when
+    response = call(client, method, path, body(objects), objects)
+
+    # then
+    assert response.status_code == ok, response.content if not response.streaming else ""
+    if method != "get":
+        assert state() != before
+
+
+def test_superuser_without_a_group_may_write(objects):
+    # given
+    admin = UserFactory(is_superuser=True)
+    client = APIClient()
+    client.force_authenticate(admin)
+
+    # when
+    response = client.post(
+        f"/api/v1/orders/{objects['order']}/adjust/",
+        {"sku": objects["sku"], "delta": 1, "reason": "r"},
+        format="json",
+    )
+
+    # then
+    assert response.status_code == 200
+
+
+def test_inactive_user_token_is_refused(objects):
+    # given
+    user = UserFactory(role="integrator", is_active=False)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+
+    # when
+    response = client.get("/api/v1/orders/")
+
+    # then
+    assert_problem(response, 401, "authentication_failed")
+
+
+def test_writes_record_the_authenticated_user_as_actor(api_client_for, objects):
+    # given
+    client = api_client_for("order_staff")
+
+    # when
+    client.post(
+        f"/api/v1/orders/{objects['order']}/adjust/",
+        {"sku": objects["sku"], "delta": 1, "reason": "recount"},
+        format="json",
+    )
+
+    # then
+    entry = OrderLedgerEntry.objects.get(order_id=objects["order"], version=2)
+    assert (entry.actor, entry.source, entry.reason) == (client.user.username, "api", "recount")
+
+
+# --- session authentication --------------------------------------------------------------
+
+
+def test_session_login_works_for_staff(objects):
+    # given
+    staff = UserFactory(role="order_staff")
+    client = APIClient()
+    client.force_login(staff)
+
+    # when
+    read = client.get(f"/api/v1/orders/{objects['order']}/")
+    write = client.post(
+        f"/api/v1/orders/{objects['order']}/adjust/",
+        {"sku": objects["sku"], "delta": 2, "reason": "session"},
+        format="json",
+    )
+
+    # then
+    assert read.status_code == 200
+    assert write.status_code == 200, write.content
+    entry = OrderLedgerEntry.objects.get(order_id=objects["order"], version=2)
+    assert entry.actor == staff.username
+
+
+def test_session_login_for_auditor_reads_but_cannot_write(objects):
+    # given
+    client = APIClient()
+    client.force_login(UserFactory(role="auditor"))
+
+    # when
+    read = client.get("/api/v1/adjustments/")
+    write = client.post(f"/api/v1/orders/{objects['order']}/cancel/", {}, format="json")
+
+    # then
+    assert read.status_code == 200
+    assert_problem(write, 403, "permission_denied")
+
+
+def test_session_writes_need_a_csrf_token(objects):
+    # given
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(UserFactory(role="order_staff"))
+    url = f"/api/v1/orders/{objects['order']}/adjust/"
+    body = {"sku": objects["sku"], "delta": 1, "reason": "csrf"}
+    before = state()
+
+    # when
+    without_token = client.post(url, body, format="json")
+    secret = "a" * 32
+    client.cookies["csrftoken"] = secret
+    with_token = client.post(url, body, format="json", HTTP_X_CSRFTOKEN=secret)
+
+    # then
+    assert_problem(without_token, 403, "permission_denied")
+    assert "CSRF" in without_token.json()["detail"]
+    assert with_token.status_code == 200, with_token.content
+    assert state()["versions"] == before["versions"] + 1
+
+
+def test_session_login_without_a_role_is_403(objects):
+    # given
+    user = UserFactory()
+    user.refresh_from_db()  # UserFactory only saves the password when it adds a role
+    client = APIClient()
+    client.force_login(user)
+
+    # when
+    response = client.get("/api/v1/orders/")
+
+    # then
+    assert_problem(response, 403, "permission_denied")
