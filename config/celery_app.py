@@ -8,10 +8,23 @@ app = Celery("ordertrack")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# The beat schedule lives in code so that every deployment runs the same jobs.
-app.conf.beat_schedule = {
-    "purge-idempotency-keys": {
-        "task": "history.tasks.purge_idempotency_keys",
-        "schedule": 60 * 60,
-    },
-}
+
+@app.on_after_configure.connect
+def schedule_periodic_tasks(sender, **kwargs):
+    """The beat schedule lives in code so that every deployment runs the same jobs. The
+    frequent ones expire quickly, so a stalled worker does not wake up to a pile of them."""
+    from django.conf import settings
+
+    frequent = {
+        "relay-outbox": ("history.tasks.relay_outbox", settings.RELAY_INTERVAL_SECONDS),
+        "project-ledger": ("history.tasks.project_ledger", settings.PROJECTOR_INTERVAL_SECONDS),
+    }
+    for name, (task, seconds) in frequent.items():
+        sender.add_periodic_task(
+            seconds, sender.signature(task), name=name, expires=max(2 * seconds, 1.0)
+        )
+    sender.add_periodic_task(
+        3600,
+        sender.signature("history.tasks.purge_idempotency_keys"),
+        name="purge-idempotency-keys",
+    )

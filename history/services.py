@@ -2,11 +2,13 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from history.audit import Audit
 from history.events import LineChange, order_event_data
 from history.models import IdempotencyRecord, OrderEventType, OrderLedgerEntry, OutboxEvent
+from history.relay import outbox_kick
 
 
 def order_changes_record(
@@ -45,6 +47,7 @@ def order_changes_record(
             for change in changes
         ]
     )
+    transaction.on_commit(outbox_kick)
     return OutboxEvent.objects.create(
         event_id=event_id,
         aggregate_type="order",

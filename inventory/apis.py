@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -30,7 +30,17 @@ class ProductListCreateApi(IdempotentMixin, ListAPIView):
         return product_list()
 
     @extend_schema(
-        operation_id="products_create", request=InputSerializer, responses={201: ProductOutput}
+        operation_id="products_create",
+        request=InputSerializer,
+        responses={201: ProductOutput},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Retry-safe key: the same key and body replay the first response.",
+            )
+        ],
     )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)

@@ -4,7 +4,7 @@ import re
 
 from rest_framework.exceptions import ValidationError
 
-_ETAG = re.compile(r'^(?:W/)?"?(\d{1,10})"?$')
+_ETAG = re.compile(r'^(?:W/)?(?:"(\d{1,10})"|(\d{1,10}))$')
 
 
 def etag(version: int) -> str:
@@ -21,4 +21,4 @@ def expected_version(request) -> int | None:
         raise ValidationError(
             {"If-Match": [f'If-Match must be an ETag such as "3", not {header!r}.']}
         )
-    return int(match.group(1))
+    return int(match.group(1) or match.group(2))

@@ -14,11 +14,13 @@ class AwareDateTimeFormField(forms.CharField):
             parsed = None
         if parsed is None:
             raise forms.ValidationError(
-                f"{value!r} is not an ISO-8601 date-time, e.g. 2026-01-31T12:00:00Z."
+                f"{value!r} is not an ISO-8601 date-time, e.g. 2026-01-31T12:00:00Z.",
+                code="invalid",
             )
         if parsed.tzinfo is None:
             raise forms.ValidationError(
-                f"{value!r} has no timezone; add Z or an offset such as +02:00."
+                f"{value!r} has no timezone; add Z or an offset such as +02:00.",
+                code="invalid",
             )
         return parsed
 

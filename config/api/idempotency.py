@@ -63,8 +63,9 @@ def _lock_id(user_id: int, key: str) -> int:
 
 
 class IdempotentMixin:
-    """Mix into an APIView before APIView. Requests with the header are run inside one
-    transaction together with the storing of their response."""
+    # Mix into an APIView before APIView. Requests with the header are run inside one
+    # transaction together with the storing of their response. (A comment, not a docstring:
+    # drf-spectacular would publish a docstring as every operation's description.)
 
     idempotent_methods = ("POST", "PATCH")
 
@@ -77,7 +78,10 @@ class IdempotentMixin:
         with transaction.atomic():
             response = super().dispatch(request, *args, **kwargs)
             state = self._idempotency
-            if state.claimed and response.status_code < 500:
+            if response.status_code >= 500:
+                # No stored response, so no committed write either: a retry re-executes.
+                transaction.set_rollback(True)
+            elif state.claimed:
                 response.render()
                 IdempotencyRecord.objects.create(
                     user_id=self.request.user.pk,

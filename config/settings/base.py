@@ -209,3 +209,8 @@ PROJECTOR_BATCH_SIZE = env.int("PROJECTOR_BATCH_SIZE", default=5000)
 
 # Order read cache (orders/cache.py).
 ORDER_CACHE_TTL_SECONDS = env.int("ORDER_CACHE_TTL_SECONDS", default=300)
+
+# Consumers (history/consumers.py).
+ORDER_NOTIFICATIONS_EMAIL = env("ORDER_NOTIFICATIONS_EMAIL", default="orders@localhost")
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="ordertrack@localhost")

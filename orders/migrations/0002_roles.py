@@ -1,4 +1,4 @@
-"""Creates the three roles as groups with their model permissions.
+"""Creates the three roles as groups with their model permissions (see config.roles).
 
 - order_staff: edit orders, lines, customers and products in the admin and the API.
 - integrator: API read and write; no admin (issue_token leaves them non-staff).
@@ -8,12 +8,7 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-MODELS = {
-    "orders": ["order", "orderline", "customer"],
-    "inventory": ["product"],
-    "history": ["orderledgerentry", "outboxevent"],
-}
-STAFF_EDITS = {"order", "orderline", "customer", "product"}
+from config.roles import Role, roles_ensure
 
 
 def create_roles(apps, schema_editor):
@@ -21,33 +16,14 @@ def create_roles(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-
-    def perms(actions, models):
-        return Permission.objects.filter(
-            content_type__app_label__in=MODELS,
-            content_type__model__in=models,
-            codename__in=[f"{a}_{m}" for a in actions for m in models],
-        )
-
-    every_model = [m for models in MODELS.values() for m in models]
-    staff, _ = Group.objects.get_or_create(name="order_staff")
-    staff.permissions.set(
-        list(perms(["view"], every_model)) + list(perms(["add", "change"], STAFF_EDITS))
+    roles_ensure(
+        group_model=apps.get_model("auth", "Group"),
+        permission_model=apps.get_model("auth", "Permission"),
     )
-    integrator, _ = Group.objects.get_or_create(name="integrator")
-    integrator.permissions.set(
-        list(perms(["view"], every_model)) + list(perms(["add", "change"], STAFF_EDITS))
-    )
-    auditor, _ = Group.objects.get_or_create(name="auditor")
-    auditor.permissions.set(perms(["view"], every_model))
 
 
 def delete_roles(apps, schema_editor):
-    apps.get_model("auth", "Group").objects.filter(
-        name__in=["order_staff", "integrator", "auditor"]
-    ).delete()
+    apps.get_model("auth", "Group").objects.filter(name__in=list(Role)).delete()
 
 
 class Migration(migrations.Migration):

@@ -1,0 +1,32 @@
+# One image for web (gunicorn), the Celery worker and Celery beat; docker-compose.yml picks
+# the command. Production settings: SECRET_KEY and ALLOWED_HOSTS must be set at run time.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=config.settings.production
+
+RUN useradd --create-home --uid 1000 app
+WORKDIR /app
+
+# Copy only the project's own files, so a local .venv, db.sqlite3 or var/ never lands in
+# the image.
+COPY pyproject.toml README.md manage.py ./
+COPY config ./config
+COPY orders ./orders
+COPY inventory ./inventory
+COPY history ./history
+COPY templates ./templates
+
+# Editable, so BASE_DIR stays /app and templates/ and staticfiles/ are found there.
+RUN pip install -e . \
+    && SECRET_KEY=collectstatic-only ALLOWED_HOSTS=localhost \
+       python manage.py collectstatic --noinput \
+    && mkdir -p var \
+    && chown -R app:app var
+
+USER app
+EXPOSE 8000
+CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

@@ -1,0 +1,117 @@
+"""Liveness and readiness, against the real PostgreSQL, Redis and RabbitMQ of the test run."""
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from config import health
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_is_200_without_login():
+    # when
+    response = Client().get("/healthz")
+
+    # then
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_healthz_touches_no_backing_service(monkeypatch):
+    # given: every dependency is down
+    def down():
+        raise ConnectionError("down")
+
+    for name in list(health.CHECKS):
+        monkeypatch.setitem(health.CHECKS, name, down)
+
+    # when
+    response = Client().get("/healthz")
+
+    # then
+    assert response.status_code == 200
+
+
+def test_readyz_is_200_with_database_cache_and_broker_ok():
+    # when
+    response = Client().get("/readyz")
+
+    # then
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "cache", "broker"}
+    for name, check in body["checks"].items():
+        assert check["status"] == "ok", (name, check)
+        assert isinstance(check["ms"], int | float)
+        assert check["ms"] >= 0
+        assert "error" not in check
+
+
+def test_readyz_cache_probe_cleans_up_after_itself():
+    # when
+    Client().get("/readyz")
+
+    # then
+    assert not [key for key in cache.keys("readyz:*")]
+
+
+@pytest.mark.parametrize("failing", ["database", "cache", "broker"])
+def test_readyz_is_503_naming_the_failed_check(monkeypatch, failing):
+    # given
+    def broken():
+        raise ConnectionRefusedError("connection refused")
+
+    monkeypatch.setitem(health.CHECKS, failing, broken)
+
+    # when
+    response = Client().get("/readyz")
+
+    # then
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"][failing]["status"] == "down"
+    assert body["checks"][failing]["error"] == "ConnectionRefusedError: connection refused"
+    others = set(body["checks"]) - {failing}
+    assert {body["checks"][name]["status"] for name in others} == {"ok"}
+
+
+def test_readyz_truncates_long_errors(monkeypatch):
+    # given
+    def verbose():
+        raise RuntimeError("x" * 1000)
+
+    monkeypatch.setitem(health.CHECKS, "broker", verbose)
+
+    # when
+    body = Client().get("/readyz").json()
+
+    # then
+    assert len(body["checks"]["broker"]["error"]) == 300
+
+
+def test_cache_check_fails_when_the_cache_loses_writes(monkeypatch):
+    # given: a cache that silently drops values (what IGNORE_EXCEPTIONS does when Redis is down)
+    monkeypatch.setattr(health.cache, "get", lambda key, default=None: None)
+
+    # when
+    response = Client().get("/readyz")
+
+    # then
+    assert response.status_code == 503
+    assert response.json()["checks"]["cache"]["status"] == "down"
+
+
+def test_broker_check_fails_for_an_unreachable_broker(settings):
+    # given: nothing listens on port 1
+    settings.EVENT_BUS_URL = "amqp://guest:guest@127.0.0.1:1//"
+
+    # when
+    response = Client().get("/readyz")
+
+    # then
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"]["status"] == "down"
+    assert response.json()["checks"]["database"]["status"] == "ok"

@@ -1,0 +1,39 @@
+"""Periodic housekeeping for the history app. The beat schedule in config/celery_app.py
+names these tasks by their dotted path, so keep the names stable."""
+
+from datetime import timedelta
+
+from celery import shared_task
+from celery.utils.log import get_task_logger
+from django.conf import settings
+
+from history.services import idempotency_records_purge
+
+logger = get_task_logger(__name__)
+
+
+@shared_task
+def purge_idempotency_keys() -> int:
+    ttl_hours = settings.IDEMPOTENCY_KEY_TTL_HOURS
+    deleted = idempotency_records_purge(older_than=timedelta(hours=ttl_hours))
+    logger.info("Purged %d idempotency records older than %d hours.", deleted, ttl_hours)
+    return deleted
+
+
+@shared_task(ignore_result=True)
+def relay_outbox() -> dict:
+    """Beat runs this every RELAY_INTERVAL_SECONDS and each commit kicks it; it drains the
+    outbox, and several copies can run at once (rows are claimed with SKIP LOCKED)."""
+    from history.relay import outbox_relay
+
+    result = outbox_relay()
+    if result.errors:
+        logger.warning("relay: broker unavailable: %s", result.errors[0])
+    return {"published": result.published, "failed": result.failed}
+
+
+@shared_task(ignore_result=True)
+def project_ledger() -> dict:
+    from history.projector import projections_run
+
+    return projections_run()

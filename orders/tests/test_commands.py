@@ -1,0 +1,155 @@
+import io
+from collections import defaultdict
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from rest_framework.test import APIClient
+
+from history.models import OrderLedgerEntry, OutboxEvent
+from history.selectors import order_replay, order_timeline
+from inventory.models import Product
+from orders.models import Customer, Order, OrderLine, OrderStatus
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args, **options) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, **options)
+    return out.getvalue()
+
+
+def last_line(output: str) -> str:
+    return output.strip().splitlines()[-1]
+
+
+def test_issue_token_creates_an_integrator_whose_token_reads_orders():
+    # when
+    token = last_line(run("issue_token", "alice", role="integrator"))
+
+    # then
+    user = get_user_model().objects.get(username="alice")
+    assert list(user.groups.values_list("name", flat=True)) == ["integrator"]
+    assert not user.is_staff
+    assert not user.has_usable_password()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get("/api/v1/orders/").status_code == 200
+
+
+@pytest.mark.parametrize(("role", "group"), [("staff", "order_staff"), ("auditor", "auditor")])
+def test_issue_token_gives_admin_roles_staff_status(role, group):
+    # when
+    run("issue_token", "bob", role=role)
+
+    # then
+    user = get_user_model().objects.get(username="bob")
+    assert user.is_staff
+    assert user.groups.filter(name=group).exists()
+
+
+def test_issue_token_prints_the_same_token_on_rerun():
+    # given
+    first = last_line(run("issue_token", "alice", role="integrator"))
+
+    # when
+    second = last_line(run("issue_token", "alice", role="integrator"))
+
+    # then
+    assert first == second
+    assert get_user_model().objects.filter(username="alice").count() == 1
+
+
+def test_issue_token_refuses_an_unknown_role():
+    with pytest.raises(CommandError, match="Unknown role 'boss'"):
+        run("issue_token", "mallory", role="boss")
+    assert not get_user_model().objects.filter(username="mallory").exists()
+
+
+def test_seed_demo_runs_twice_without_duplicating():
+    # given
+    run("seed_demo")
+    counts = (
+        Customer.objects.count(),
+        Product.objects.count(),
+        Order.objects.count(),
+        OrderLedgerEntry.objects.count(),
+        OutboxEvent.objects.count(),
+    )
+
+    # when
+    output = run("seed_demo")
+
+    # then
+    assert "already present" in output
+    assert counts[:3] == (3, 6, 8)
+    assert counts == (
+        Customer.objects.count(),
+        Product.objects.count(),
+        Order.objects.count(),
+        OrderLedgerEntry.objects.count(),
+        OutboxEvent.objects.count(),
+    )
+
+
+def test_seed_demo_history_replays_to_the_current_lines():
+    # when
+    run("seed_demo")
+
+    # then
+    for order in Order.objects.all():
+        deltas = defaultdict(int)
+        for entry in OrderLedgerEntry.objects.filter(order=order):
+            deltas[entry.sku] += entry.delta
+        lines = {
+            sku: quantity
+            for sku, quantity in OrderLine.objects.filter(order=order).values_list(
+                "product__sku", "quantity"
+            )
+        }
+        assert dict(deltas) == lines, order.reference
+        replayed = order_replay(order_timeline(order_id=order.pk), order_id=order.pk)
+        assert replayed.problems == []
+        assert (replayed.version, replayed.status) == (order.version, order.status)
+
+
+def test_seed_demo_records_the_documented_adjustments():
+    # when
+    run("seed_demo")
+
+    # then
+    first = Order.objects.get(reference="DEMO-1001")
+    changes = list(
+        OrderLedgerEntry.objects.filter(order=first, event_type="order.quantity_adjusted")
+        .order_by("version")
+        .values_list("sku", "quantity_before", "quantity_after", "delta", "actor", "source")
+    )
+    assert changes == [
+        ("WIDGET-100", 100, 120, 20, "demo", "system"),
+        ("GADGET-200", 40, 35, -5, "demo", "system"),
+    ]
+    assert Order.objects.get(reference="DEMO-1002").status == OrderStatus.CANCELLED
+
+
+def test_seed_demo_creates_an_admin_superuser_with_the_printed_password():
+    # when
+    output = run("seed_demo")
+
+    # then
+    password = last_line(output).removeprefix("  password: ")
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_superuser and admin.is_staff
+    assert admin.check_password(password)
+
+
+def test_seed_demo_resets_the_admin_password_when_given():
+    # given
+    run("seed_demo")
+
+    # when
+    run("seed_demo", admin_password="correct-horse-battery")
+
+    # then
+    assert get_user_model().objects.get(username="admin").check_password("correct-horse-battery")
