@@ -1,4 +1,5 @@
-"""Liveness (`/healthz`) and readiness (`/readyz`: database, cache, broker)."""
+"""Liveness (`/healthz`) and readiness (`/readyz`: database, cache, broker, plus the
+outbox backlog and the projection lag, which are reported but do not fail readiness)."""
 
 import time
 import uuid
@@ -8,6 +9,9 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 from kombu import Connection
+
+from history.projector import projection_lag
+from history.selectors import outbox_backlog
 
 
 def _check_database() -> None:
@@ -52,7 +56,11 @@ def readyz(request):
             ready = False
             results[name] = {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
         results[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
-    return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": results},
-        status=200 if ready else 503,
-    )
+    body = {"status": "ok" if ready else "unavailable", "checks": results}
+    if results["database"]["status"] == "ok":
+        body["outbox"] = outbox_backlog()
+        body["projections"] = {
+            name: {"events_behind": lag.events_behind, "seconds_behind": lag.seconds_behind}
+            for name, lag in projection_lag().items()
+        }
+    return JsonResponse(body, status=200 if ready else 503)

@@ -33,7 +33,14 @@ def user_has_role(user, roles: frozenset[str]) -> bool:
 VISIBLE_MODELS = {
     "orders": ["order", "orderline", "customer"],
     "inventory": ["product"],
-    "history": ["orderledgerentry", "outboxevent"],
+    "history": [
+        "orderledgerentry",
+        "outboxevent",
+        "projectioncheckpoint",
+        "ordersnapshot",
+        "skudemand",
+        "skudailyadjustments",
+    ],
 }
 EDITABLE_MODELS = ["order", "orderline", "customer", "product"]
 

@@ -115,3 +115,23 @@ def test_broker_check_fails_for_an_unreachable_broker(settings):
     assert response.status_code == 503
     assert response.json()["checks"]["broker"]["status"] == "down"
     assert response.json()["checks"]["database"]["status"] == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_reports_the_outbox_backlog_and_projection_lag(client, make_order, product):
+    # given: one order written, nothing relayed or projected yet
+    from history.projector import projections_run
+
+    make_order(lines={product.sku: 3})
+
+    # when
+    before = client.get("/readyz").json()
+    projections_run()
+    after = client.get("/readyz").json()
+
+    # then
+    assert before["outbox"]["pending"] == 1
+    assert before["outbox"]["dead_lettered"] == 0
+    assert before["outbox"]["seconds_behind"] >= 0
+    assert before["projections"]["order_snapshots"]["events_behind"] == 1
+    assert after["projections"]["order_snapshots"] == {"events_behind": 0, "seconds_behind": 0.0}

@@ -156,3 +156,14 @@ def _delete_queue(name: str) -> None:
 
     with Connection(settings.EVENT_BUS_URL) as conn:
         conn.default_channel.queue_delete(name)
+
+
+def test_verify_ledger_reports_zero_drift_after_the_demo_data():
+    # given
+    _run("seed_demo", "--admin-password", "demo-pass-123")
+
+    # when
+    out = _run("verify_ledger")
+
+    # then
+    assert "OK: every order matches its ledger" in out
