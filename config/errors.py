@@ -11,6 +11,10 @@ class ErrorCode(StrEnum):
     VERSION_CONFLICT = "version_conflict"
     ORDER_NOT_EDITABLE = "order_not_editable"
     QUANTITY_OUT_OF_RANGE = "quantity_out_of_range"
+    INSUFFICIENT_STOCK = "insufficient_stock"
+    COUNT_BELOW_RESERVED = "count_below_reserved"
+    RESERVATION_NOT_ACTIVE = "reservation_not_active"
+    TRANSFER_NOT_IN_TRANSIT = "transfer_not_in_transit"
     IDEMPOTENCY_IN_FLIGHT = "idempotency_key_in_flight"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
 
@@ -70,3 +74,33 @@ class OrderNotEditable(DomainError):
 class QuantityOutOfRange(DomainError):
     code = ErrorCode.QUANTITY_OUT_OF_RANGE
     title = "Quantity out of range"
+
+
+class InsufficientStock(DomainError):
+    code = ErrorCode.INSUFFICIENT_STOCK
+    title = "Insufficient stock"
+
+    def __init__(self, *, sku: str, requested: int, available: int, location: str | None = None):
+        where = f" at {location}" if location else ""
+        super().__init__(
+            f"Cannot take {requested} of {sku}{where}: only {available} available.",
+            sku=sku,
+            requested=requested,
+            available=available,
+            **({"location": location} if location else {}),
+        )
+
+
+class CountBelowReserved(DomainError):
+    code = ErrorCode.COUNT_BELOW_RESERVED
+    title = "Count below reserved stock"
+
+
+class ReservationNotActive(DomainError):
+    code = ErrorCode.RESERVATION_NOT_ACTIVE
+    title = "Reservation is not active"
+
+
+class TransferNotInTransit(DomainError):
+    code = ErrorCode.TRANSFER_NOT_IN_TRANSIT
+    title = "Transfer is not in transit"

@@ -32,9 +32,10 @@ def user_has_role(user, roles: frozenset[str]) -> bool:
 # the ones in EDITABLE. The ledger and the outbox are never editable.
 VISIBLE_MODELS = {
     "orders": ["order", "orderline", "customer"],
-    "inventory": ["product"],
+    "inventory": ["product", "location", "stocklevel", "reservation", "transfer"],
     "history": [
         "orderledgerentry",
+        "stockledgerentry",
         "outboxevent",
         "projectioncheckpoint",
         "ordersnapshot",
@@ -42,7 +43,16 @@ VISIBLE_MODELS = {
         "skudailyadjustments",
     ],
 }
-EDITABLE_MODELS = ["order", "orderline", "customer", "product"]
+EDITABLE_MODELS = [
+    "order",
+    "orderline",
+    "customer",
+    "product",
+    "location",
+    "stocklevel",
+    "reservation",
+    "transfer",
+]
 
 
 def roles_ensure(*, group_model=None, permission_model=None) -> None:

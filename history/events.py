@@ -47,3 +47,28 @@ def order_event_data(
         "correlation_id": audit.correlation_id,
         "occurred_at": occurred_at.isoformat(),
     }
+
+
+def stock_event_data(
+    *,
+    sku: str,
+    aggregate_version: int,
+    moves: Sequence[dict],
+    reference_type: str,
+    reference_id: str,
+    audit: Audit,
+    occurred_at: datetime,
+    extra: dict | None = None,
+) -> dict:
+    return {
+        "sku": sku,
+        "aggregate_version": aggregate_version,
+        "movements": list(moves),
+        "reference": {"type": reference_type, "id": reference_id} if reference_type else None,
+        "actor": audit.actor,
+        "source": str(audit.source),
+        "reason": audit.reason,
+        "correlation_id": audit.correlation_id,
+        "occurred_at": occurred_at.isoformat(),
+        **(extra or {}),
+    }

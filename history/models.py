@@ -14,6 +14,37 @@ class OrderEventType(models.TextChoices):
     CREATED = "order.created", "Created"
     QUANTITY_ADJUSTED = "order.quantity_adjusted", "Quantity adjusted"
     CANCELLED = "order.cancelled", "Cancelled"
+    FULFILLED = "order.fulfilled", "Fulfilled"
+
+
+class StockMovementType(models.TextChoices):
+    RECEIVE = "receive", "Receive"
+    ISSUE = "issue", "Issue"
+    ADJUST = "adjust", "Adjust"
+    COUNT = "count", "Count"
+    TRANSFER_OUT = "transfer_out", "Transfer out (shipped)"
+    TRANSFER_INCOMING = "transfer_incoming", "Transfer incoming (in transit)"
+    TRANSFER_IN = "transfer_in", "Transfer in (received)"
+    TRANSFER_CANCEL = "transfer_cancel", "Transfer cancelled"
+    RESERVE = "reserve", "Reserve"
+    RELEASE = "release", "Release"
+    CONSUME = "consume", "Consume"
+
+
+class StockEventType(models.TextChoices):
+    RECEIVED = "stock.received", "Received"
+    ISSUED = "stock.issued", "Issued"
+    ADJUSTED = "stock.adjusted", "Adjusted"
+    COUNTED = "stock.counted", "Counted"
+    TRANSFER_SHIPPED = "stock.transfer_shipped", "Transfer shipped"
+    TRANSFER_RECEIVED = "stock.transfer_received", "Transfer received"
+    TRANSFER_CANCELLED = "stock.transfer_cancelled", "Transfer cancelled"
+    RESERVED = "stock.reserved", "Reserved"
+    RESERVATION_RELEASED = "reservation.released", "Reservation partly released"
+    RESERVATION_CONFIRMED = "reservation.confirmed", "Reservation confirmed"
+    RESERVATION_CANCELLED = "reservation.cancelled", "Reservation cancelled"
+    RESERVATION_EXPIRED = "reservation.expired", "Reservation expired"
+    LOW = "stock.low", "Low stock"
 
 
 class CurrentTransactionId(models.Func):
@@ -79,6 +110,67 @@ class OrderLedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.order_id} v{self.version} {self.sku} {self.delta:+d}"
+
+
+class StockLedgerEntry(models.Model):
+    """One immutable row per movement of stock at one (product, location), with the
+    resulting quantities, so that replaying the rows rebuilds every stock level. Append-only
+    like the order ledger."""
+
+    event_id = models.UUIDField(editable=False)
+    product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="+")
+    sku = models.CharField(max_length=64)
+    location = models.ForeignKey("inventory.Location", on_delete=models.PROTECT, related_name="+")
+    location_code = models.CharField(max_length=32)
+    movement = models.CharField(max_length=24, choices=StockMovementType)
+    delta_on_hand = models.BigIntegerField(default=0)
+    delta_reserved = models.BigIntegerField(default=0)
+    delta_in_transit = models.BigIntegerField(default=0)
+    delta_backorder = models.BigIntegerField(default=0)
+    on_hand_after = models.BigIntegerField()
+    reserved_after = models.BigIntegerField()
+    in_transit_after = models.BigIntegerField()
+    backorder_after = models.BigIntegerField()
+    version = models.PositiveIntegerField(help_text="The stock level's version after the move.")
+    reference_type = models.CharField(max_length=16, blank=True)
+    reference_id = models.CharField(max_length=64, blank=True)
+    actor = models.CharField(max_length=150)
+    source = models.CharField(max_length=16, choices=Source)
+    reason = models.CharField(max_length=500, blank=True)
+    occurred_at = models.DateTimeField()
+    correlation_id = models.CharField(max_length=64, blank=True)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    txid = models.BigIntegerField(db_default=CurrentTransactionId(), editable=False)
+
+    class Meta:
+        verbose_name = "stock ledger entry"
+        verbose_name_plural = "stock ledger"
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["product", "location", "id"], name="stockledger_place_idx"),
+            models.Index(fields=["product", "occurred_at"], name="stockledger_product_time_idx"),
+            models.Index(fields=["occurred_at"], name="stockledger_occurred_at_idx"),
+            models.Index(fields=["txid", "id"], name="stockledger_txid_idx"),
+            models.Index(fields=["reference_type", "reference_id"], name="stockledger_ref_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["product", "location", "version"], name="stockledger_one_row_per_version"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    on_hand_after__gte=0,
+                    reserved_after__gte=0,
+                    in_transit_after__gte=0,
+                    backorder_after__gte=0,
+                    reserved_after__lte=models.F("on_hand_after"),
+                ),
+                name="stockledger_quantities_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku}@{self.location_code} v{self.version} {self.movement}"
 
 
 class OutboxEvent(models.Model):

@@ -1,13 +1,22 @@
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 from history.audit import Audit
-from history.events import LineChange, order_event_data
-from history.models import IdempotencyRecord, OrderEventType, OrderLedgerEntry, OutboxEvent
+from history.events import LineChange, order_event_data, stock_event_data
+from history.models import (
+    IdempotencyRecord,
+    OrderEventType,
+    OrderLedgerEntry,
+    OutboxEvent,
+    StockEventType,
+    StockLedgerEntry,
+    StockMovementType,
+)
 from history.relay import outbox_kick
 
 
@@ -47,8 +56,7 @@ def order_changes_record(
             for change in changes
         ]
     )
-    transaction.on_commit(outbox_kick)
-    return OutboxEvent.objects.create(
+    return outbox_event_add(
         event_id=event_id,
         aggregate_type="order",
         aggregate_id=str(order.pk),
@@ -64,6 +72,123 @@ def order_changes_record(
             audit=audit,
             occurred_at=occurred_at,
         ),
+        occurred_at=occurred_at,
+    )
+
+
+@dataclass
+class StockMove:
+    """The net change a command made to one stock level (already applied to `level`)."""
+
+    level: object
+    movement: StockMovementType
+    on_hand: int = 0
+    reserved: int = 0
+    in_transit: int = 0
+    backorder: int = 0
+
+    def as_event(self) -> dict:
+        level = self.level
+        return {
+            "location": level.location.code,
+            "movement": str(self.movement),
+            "delta_on_hand": self.on_hand,
+            "delta_reserved": self.reserved,
+            "delta_in_transit": self.in_transit,
+            "delta_backorder": self.backorder,
+            "on_hand": level.on_hand,
+            "reserved": level.reserved,
+            "available": level.on_hand - level.reserved,
+            "in_transit": level.in_transit,
+            "backorder": level.backorder,
+        }
+
+
+def stock_moves_record(
+    *,
+    moves: Sequence[StockMove],
+    event_type: StockEventType,
+    aggregate_type: str,
+    aggregate_id: str,
+    aggregate_version: int,
+    reference_type: str,
+    reference_id: str,
+    audit: Audit,
+    occurred_at: datetime,
+    extra: dict | None = None,
+) -> OutboxEvent:
+    """Append one stock ledger row per move and one outbox event for the command. Runs in
+    the caller's transaction, after the stock levels were locked and updated."""
+    event_id = uuid.uuid4()
+    StockLedgerEntry.objects.bulk_create(
+        [
+            StockLedgerEntry(
+                event_id=event_id,
+                product_id=move.level.product_id,
+                sku=move.level.product.sku,
+                location_id=move.level.location_id,
+                location_code=move.level.location.code,
+                movement=move.movement,
+                delta_on_hand=move.on_hand,
+                delta_reserved=move.reserved,
+                delta_in_transit=move.in_transit,
+                delta_backorder=move.backorder,
+                on_hand_after=move.level.on_hand,
+                reserved_after=move.level.reserved,
+                in_transit_after=move.level.in_transit,
+                backorder_after=move.level.backorder,
+                version=move.level.version,
+                reference_type=reference_type,
+                reference_id=reference_id,
+                actor=audit.actor,
+                source=audit.source,
+                reason=audit.reason,
+                occurred_at=occurred_at,
+                correlation_id=audit.correlation_id,
+                idempotency_key=audit.idempotency_key,
+            )
+            for move in moves
+        ]
+    )
+    return outbox_event_add(
+        event_id=event_id,
+        event_type=event_type,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        aggregate_version=aggregate_version,
+        payload=stock_event_data(
+            sku=moves[0].level.product.sku,
+            aggregate_version=aggregate_version,
+            moves=[move.as_event() for move in moves],
+            reference_type=reference_type,
+            reference_id=reference_id,
+            audit=audit,
+            occurred_at=occurred_at,
+            extra=extra,
+        ),
+        occurred_at=occurred_at,
+    )
+
+
+def outbox_event_add(
+    *,
+    event_type: str,
+    aggregate_type: str,
+    aggregate_id: str,
+    aggregate_version: int,
+    payload: dict,
+    occurred_at: datetime,
+    event_id: uuid.UUID | None = None,
+) -> OutboxEvent:
+    """Queue an event for the relay; it goes out when the caller's transaction commits."""
+    transaction.on_commit(outbox_kick)
+    return OutboxEvent.objects.create(
+        event_id=event_id or uuid.uuid4(),
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        aggregate_version=aggregate_version,
+        event_type=event_type,
+        payload=payload,
         created_at=occurred_at,
     )
 

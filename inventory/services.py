@@ -1,14 +1,788 @@
+"""The one write path for stock. Every command runs in one transaction that locks the
+stock levels it touches (always in primary-key order, after the aggregate root it works
+for: order, reservation or transfer), writes the new quantities, one stock ledger row per
+level and one outbox event. Stock is never oversold: a take beyond `available` is refused
+with InsufficientStock, unless the product allows backorders, in which case the shortfall
+is recorded as backorder."""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
 
-from config.errors import DomainValidationError
-from inventory.models import Product
+from config.errors import (
+    CountBelowReserved,
+    DomainValidationError,
+    InsufficientStock,
+    NotFound,
+    ReservationNotActive,
+    TransferNotInTransit,
+)
+from history.audit import Audit
+from history.models import Source, StockEventType, StockMovementType
+from history.services import StockMove, outbox_event_add, stock_moves_record
+from inventory.models import (
+    MAX_STOCK_QUANTITY,
+    Location,
+    LocationType,
+    Product,
+    Reservation,
+    ReservationAllocation,
+    ReservationStatus,
+    StockLevel,
+    Transfer,
+    TransferStatus,
+)
+
+M = StockMovementType
 
 
-def product_create(*, sku: str, name: str, track_inventory: bool = True) -> Product:
+def product_create(
+    *, sku: str, name: str, track_inventory: bool = True, allow_backorder: bool = False
+) -> Product:
     try:
         with transaction.atomic():
-            return Product.objects.create(sku=sku, name=name, track_inventory=track_inventory)
+            return Product.objects.create(
+                sku=sku, name=name, track_inventory=track_inventory, allow_backorder=allow_backorder
+            )
     except IntegrityError as exc:
         raise DomainValidationError(
             f"A product with sku {sku} already exists.", field="sku"
         ) from exc
+
+
+def location_create(
+    *,
+    code: str,
+    name: str,
+    type: LocationType = LocationType.WAREHOUSE,
+    address: str = "",
+    active: bool = True,
+    priority: int = 100,
+) -> Location:
+    try:
+        with transaction.atomic():
+            return Location.objects.create(
+                code=code, name=name, type=type, address=address, active=active, priority=priority
+            )
+    except IntegrityError as exc:
+        raise DomainValidationError(
+            f"A location with code {code} already exists.", field="code"
+        ) from exc
+
+
+# --- Stock movements at one place -------------------------------------------------------
+
+
+def stock_receive(*, sku: str, location: str, quantity: int, audit: Audit) -> StockLevel:
+    _check_positive(quantity, "quantity")
+    with transaction.atomic():
+        level = _lock_place(sku, location)
+        moves = _Moves()
+        moves.add(level, M.RECEIVE, on_hand=quantity)
+        return moves.write_single(StockEventType.RECEIVED, audit)
+
+
+def stock_issue(*, sku: str, location: str, quantity: int, audit: Audit) -> StockLevel:
+    """Remove available stock (reserved units cannot be issued). For a product that allows
+    backorders the part that is not available is recorded as backorder."""
+    _check_positive(quantity, "quantity")
+    with transaction.atomic():
+        level = _lock_place(sku, location)
+        available = level.on_hand - level.reserved
+        short = max(0, quantity - available)
+        if short and not level.product.allow_backorder:
+            raise InsufficientStock(
+                sku=sku, requested=quantity, available=available, location=location
+            )
+        moves = _Moves()
+        moves.add(level, M.ISSUE, on_hand=-(quantity - short), backorder=short)
+        return moves.write_single(StockEventType.ISSUED, audit)
+
+
+def stock_adjust(*, sku: str, location: str, delta: int, audit: Audit) -> StockLevel:
+    if delta == 0 or abs(delta) > MAX_STOCK_QUANTITY:
+        raise DomainValidationError(
+            f"delta must be a non-zero integer within ±{MAX_STOCK_QUANTITY}.", field="delta"
+        )
+    with transaction.atomic():
+        level = _lock_place(sku, location)
+        available = level.on_hand - level.reserved
+        if -delta > available:
+            raise InsufficientStock(
+                sku=sku, requested=-delta, available=available, location=location
+            )
+        moves = _Moves()
+        moves.add(level, M.ADJUST, on_hand=delta)
+        return moves.write_single(StockEventType.ADJUSTED, audit)
+
+
+def stock_count(*, sku: str, location: str, counted: int, audit: Audit) -> StockLevel:
+    """Set on_hand from a physical count; the difference is recorded as a count movement
+    (also when it is zero, so the count itself is on record)."""
+    if not 0 <= counted <= MAX_STOCK_QUANTITY:
+        raise DomainValidationError(
+            f"counted must be between 0 and {MAX_STOCK_QUANTITY}.", field="counted"
+        )
+    with transaction.atomic():
+        level = _lock_place(sku, location)
+        if counted < level.reserved:
+            raise CountBelowReserved(
+                f"Counted {counted} of {sku} at {location}, but {level.reserved} are reserved. "
+                "Release or move reservations first.",
+                reserved=level.reserved,
+            )
+        moves = _Moves()
+        moves.add(level, M.COUNT, on_hand=counted - level.on_hand)
+        return moves.write_single(StockEventType.COUNTED, audit, extra={"counted": counted})
+
+
+def stock_set_thresholds(
+    *, sku: str, location: str, reorder_point: int, safety_stock: int, audit: Audit
+) -> StockLevel:
+    for name, value in (("reorder_point", reorder_point), ("safety_stock", safety_stock)):
+        if not 0 <= value <= MAX_STOCK_QUANTITY:
+            raise DomainValidationError(
+                f"{name} must be between 0 and {MAX_STOCK_QUANTITY}.", field=name
+            )
+    with transaction.atomic():
+        level = _lock_place(sku, location)
+        level.reorder_point, level.safety_stock = reorder_point, safety_stock
+        level.save(update_fields=["reorder_point", "safety_stock", "updated_at"])
+        _raise_low_crossings([level], audit, timezone.now())
+        return level
+
+
+# --- Transfers ------------------------------------------------------------------------------
+
+
+def transfer_create(
+    *, sku: str, from_location: str, to_location: str, quantity: int, audit: Audit
+) -> Transfer:
+    """Ship stock: it leaves the source at once and shows as in transit at the destination."""
+    _check_positive(quantity, "quantity")
+    if from_location == to_location:
+        raise DomainValidationError(
+            "A transfer needs two different locations.", field="to_location"
+        )
+    product = _product(sku)
+    source, destination = _location(from_location), _location(to_location)
+    with transaction.atomic():
+        levels = _lock_levels(product, [source, destination])
+        out, incoming = levels[source.pk], levels[destination.pk]
+        available = out.on_hand - out.reserved
+        if quantity > available:
+            raise InsufficientStock(
+                sku=sku, requested=quantity, available=available, location=from_location
+            )
+        now = timezone.now()
+        transfer = Transfer.objects.create(
+            product=product,
+            from_location=source,
+            to_location=destination,
+            quantity=quantity,
+            reason=audit.reason,
+            created_at=now,
+            updated_at=now,
+        )
+        moves = _Moves()
+        moves.add(out, M.TRANSFER_OUT, on_hand=-quantity)
+        moves.add(incoming, M.TRANSFER_INCOMING, in_transit=quantity)
+        moves.write(
+            StockEventType.TRANSFER_SHIPPED, audit, aggregate=("transfer", transfer), now=now
+        )
+        return transfer
+
+
+def transfer_receive(*, transfer_id: int, audit: Audit) -> Transfer:
+    return _transfer_finish(transfer_id, audit, received=True)
+
+
+def transfer_cancel(*, transfer_id: int, audit: Audit) -> Transfer:
+    return _transfer_finish(transfer_id, audit, received=False)
+
+
+def _transfer_finish(transfer_id: int, audit: Audit, *, received: bool) -> Transfer:
+    with transaction.atomic():
+        transfer = (
+            Transfer.objects.select_for_update(of=("self",))
+            .select_related("product", "from_location", "to_location")
+            .filter(pk=transfer_id)
+            .first()
+        )
+        if transfer is None:
+            raise NotFound(f"Transfer {transfer_id} does not exist.")
+        if transfer.status != TransferStatus.IN_TRANSIT:
+            raise TransferNotInTransit(f"Transfer {transfer_id} is already {transfer.status}.")
+        levels = _lock_levels(transfer.product, [transfer.from_location, transfer.to_location])
+        moves = _Moves()
+        incoming = levels[transfer.to_location_id]
+        if received:
+            moves.add(
+                incoming, M.TRANSFER_IN, in_transit=-transfer.quantity, on_hand=transfer.quantity
+            )
+            transfer.status = TransferStatus.RECEIVED
+        else:
+            moves.add(
+                levels[transfer.from_location_id], M.TRANSFER_CANCEL, on_hand=transfer.quantity
+            )
+            moves.add(incoming, M.TRANSFER_CANCEL, in_transit=-transfer.quantity)
+            transfer.status = TransferStatus.CANCELLED
+        now = timezone.now()
+        transfer.version += 1
+        transfer.updated_at = now
+        transfer.save(update_fields=["status", "version", "updated_at"])
+        event = StockEventType.TRANSFER_RECEIVED if received else StockEventType.TRANSFER_CANCELLED
+        moves.write(event, audit, aggregate=("transfer", transfer), now=now)
+        return transfer
+
+
+# --- Reservations ---------------------------------------------------------------------------
+
+
+def reservation_create(
+    *,
+    sku: str,
+    quantity: int,
+    audit: Audit,
+    location: str | None = None,
+    expires_at: datetime | None = None,
+    reference: str = "",
+) -> Reservation:
+    """Hold stock for someone. Without a location, it is allocated across the active
+    locations by priority. It expires at `expires_at` (default: RESERVATION_DEFAULT_TTL)."""
+    _check_positive(quantity, "quantity")
+    product = _product(sku)
+    pinned = _location(location) if location else None
+    now = timezone.now()
+    if expires_at is None:
+        expires_at = now + timedelta(seconds=settings.RESERVATION_DEFAULT_TTL_SECONDS)
+    elif expires_at <= now:
+        raise DomainValidationError("expires_at must be in the future.", field="expires_at")
+    with transaction.atomic():
+        reservation = Reservation.objects.create(
+            product=product,
+            quantity=0,
+            expires_at=expires_at,
+            reference=reference,
+            created_at=now,
+            updated_at=now,
+            version=0,
+        )
+        _reserve_more(reservation, product, quantity, audit, now, pinned=pinned)
+        return reservation
+
+
+def reservation_confirm(*, reservation_id: int, audit: Audit) -> Reservation:
+    """Consume the reservation: on_hand and reserved both drop by its quantity."""
+    with transaction.atomic():
+        reservation = _lock_active_reservation(reservation_id)
+        _consume(reservation, audit, timezone.now())
+        return reservation
+
+
+def reservation_cancel(*, reservation_id: int, audit: Audit) -> Reservation:
+    with transaction.atomic():
+        reservation = _lock_active_reservation(reservation_id)
+        _release_all(reservation, ReservationStatus.CANCELLED, audit, timezone.now())
+        return reservation
+
+
+def reservations_expire(*, now: datetime | None = None, batch_size: int = 200) -> int:
+    """Expire overdue active reservations and release their stock. Safe to run from
+    several workers at once (SKIP LOCKED); returns how many expired."""
+    now = now or timezone.now()
+    audit = Audit(actor="system", source=Source.SYSTEM, reason="reservation expired")
+    expired = 0
+    while True:
+        with transaction.atomic():
+            overdue = list(
+                Reservation.objects.select_for_update(skip_locked=True)
+                .select_related("product")
+                .filter(status=ReservationStatus.ACTIVE, expires_at__lte=now)
+                .order_by("pk")[:batch_size]
+            )
+            for reservation in overdue:
+                _release_all(reservation, ReservationStatus.EXPIRED, audit, now)
+        expired += len(overdue)
+        if len(overdue) < batch_size:
+            return expired
+
+
+# --- Orders reserve stock -------------------------------------------------------------------
+
+
+def order_stock_apply(*, order, deltas: Mapping[int, int], audit: Audit) -> None:
+    """Reserve positive and release negative line deltas (product id -> delta) of tracked
+    products. Runs inside the order command's transaction, after the order row lock, so a
+    refusal rolls back the whole order change."""
+    deltas = {pid: d for pid, d in deltas.items() if d}
+    if not deltas:
+        return
+    now = timezone.now()
+    reservations = {
+        r.product_id: r
+        for r in Reservation.objects.select_for_update(of=("self",))
+        .select_related("product")
+        .filter(order=order, product_id__in=deltas, status=ReservationStatus.ACTIVE)
+        .order_by("pk")
+    }
+    products = {p.pk: p for p in Product.objects.filter(pk__in=deltas)}
+    locked = _lock_levels_for_products(list(products.values()))
+    for product_id in sorted(deltas):
+        delta, product = deltas[product_id], products[product_id]
+        reservation = reservations.get(product_id)
+        if reservation is None:
+            if delta < 0:
+                continue
+            reservation = Reservation.objects.create(
+                product=product,
+                quantity=0,
+                order=order,
+                reference=f"order:{order.pk}",
+                created_at=now,
+                updated_at=now,
+                version=0,
+            )
+        if delta > 0:
+            _reserve_more(reservation, product, delta, audit, now, locked=locked[product_id])
+        else:
+            _release_some(reservation, -delta, audit, now)
+
+
+def order_stock_release(*, order, audit: Audit) -> None:
+    """Release every active reservation of the order (it was cancelled)."""
+    now = timezone.now()
+    for reservation in _lock_order_reservations(order):
+        _release_all(reservation, ReservationStatus.CANCELLED, audit, now)
+
+
+def order_stock_consume(*, order, audit: Audit) -> None:
+    """Consume every active reservation of the order (it was fulfilled)."""
+    now = timezone.now()
+    for reservation in _lock_order_reservations(order):
+        _consume(reservation, audit, now)
+
+
+# --- Internals ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Moves:
+    """Net changes per stock level within one command; written as one ledger row each."""
+
+    by_level: dict[int, StockMove] = field(default_factory=dict)
+
+    def add(self, level: StockLevel, movement, **deltas: int) -> None:
+        move = self.by_level.setdefault(level.pk, StockMove(level=level, movement=movement))
+        for name, value in deltas.items():
+            setattr(move, name, getattr(move, name) + value)
+
+    def write(
+        self, event_type, audit: Audit, *, aggregate: tuple[str, object], now: datetime, extra=None
+    ) -> list[StockMove]:
+        moves = [
+            m
+            for m in self.by_level.values()
+            if m.on_hand or m.reserved or m.in_transit or m.backorder or m.movement == M.COUNT
+        ]
+        if not moves:
+            return []
+        for move in moves:
+            level = move.level
+            level.on_hand += move.on_hand
+            level.reserved += move.reserved
+            level.in_transit += move.in_transit
+            level.backorder += move.backorder
+            level.available = level.on_hand - level.reserved
+            level.version += 1
+        StockLevel.objects.bulk_update(
+            [m.level for m in moves],
+            ["on_hand", "reserved", "in_transit", "backorder", "version", "updated_at"],
+        )
+        kind, root = aggregate
+        if kind == "stock":
+            aggregate_id, version = f"{root.product.sku}@{root.location.code}", root.version
+            reference_type, reference_id = "", ""
+        else:
+            aggregate_id, version = str(root.pk), root.version
+            reference_type, reference_id = kind, str(root.pk)
+            if kind == "reservation" and root.order_id:
+                reference_type, reference_id = "order", str(root.order_id)
+        stock_moves_record(
+            moves=moves,
+            event_type=event_type,
+            aggregate_type=kind,
+            aggregate_id=aggregate_id,
+            aggregate_version=version,
+            reference_type=reference_type,
+            reference_id=reference_id,
+            audit=audit,
+            occurred_at=now,
+            extra=extra,
+        )
+        _raise_low_crossings([m.level for m in moves], audit, now)
+        return moves
+
+    def write_single(self, event_type, audit: Audit, extra=None) -> StockLevel:
+        (move,) = self.by_level.values()
+        self.write(
+            event_type, audit, aggregate=("stock", move.level), now=timezone.now(), extra=extra
+        )
+        return move.level
+
+
+def _raise_low_crossings(levels: Iterable[StockLevel], audit: Audit, now: datetime) -> None:
+    """Raise `stock.low` once when available falls to the reorder point or below; the flag
+    is cleared when it rises above again, so the next fall raises it again."""
+    changed = []
+    for level in levels:
+        low = level.on_hand - level.reserved <= level.reorder_point
+        if low == level.is_low:
+            continue
+        level.is_low = low
+        changed.append(level)
+        if low:
+            outbox_event_add(
+                event_type=StockEventType.LOW,
+                aggregate_type="stock",
+                aggregate_id=f"{level.product.sku}@{level.location.code}",
+                aggregate_version=level.version,
+                payload={
+                    "sku": level.product.sku,
+                    "location": level.location.code,
+                    "aggregate_version": level.version,
+                    "available": level.on_hand - level.reserved,
+                    "reorder_point": level.reorder_point,
+                    "safety_stock": level.safety_stock,
+                    "actor": audit.actor,
+                    "occurred_at": now.isoformat(),
+                },
+                occurred_at=now,
+            )
+    if changed:
+        StockLevel.objects.bulk_update(changed, ["is_low"])
+
+
+def _check_positive(quantity: int, name: str) -> None:
+    if not 0 < quantity <= MAX_STOCK_QUANTITY:
+        raise DomainValidationError(
+            f"{name} must be between 1 and {MAX_STOCK_QUANTITY}.", field=name
+        )
+
+
+def _product(sku: str) -> Product:
+    product = Product.objects.filter(sku=sku).first()
+    if product is None:
+        raise DomainValidationError(f"Unknown sku: {sku}.", field="sku", code="unknown_sku")
+    return product
+
+
+def _location(code: str) -> Location:
+    location = Location.objects.filter(code=code).first()
+    if location is None:
+        raise DomainValidationError(
+            f"Unknown location: {code}.", field="location", code="unknown_location"
+        )
+    if not location.active:
+        raise DomainValidationError(
+            f"Location {code} is not active.", field="location", code="inactive_location"
+        )
+    return location
+
+
+def _lock_levels(product: Product, locations: Iterable[Location]) -> dict[int, StockLevel]:
+    """Lock (creating if needed) the product's stock levels at these locations, in pk
+    order; returns location id -> level."""
+    wanted = {location.pk for location in locations}
+    levels = _select_levels(Q(product=product, location_id__in=wanted))
+    if len(levels) < len(wanted):
+        StockLevel.objects.bulk_create(
+            [StockLevel(product=product, location_id=pk) for pk in wanted], ignore_conflicts=True
+        )
+        levels = _select_levels(Q(product=product, location_id__in=wanted))
+    return {level.location_id: level for level in levels}
+
+
+def _lock_levels_for_products(products: list[Product]) -> dict[int, dict[int, StockLevel]]:
+    """Lock every stock level of these products, in pk order: product id -> location id ->
+    level."""
+    by_product: dict[int, dict[int, StockLevel]] = {p.pk: {} for p in products}
+    for level in _select_levels(Q(product__in=products)):
+        by_product[level.product_id][level.location_id] = level
+    return by_product
+
+
+def _select_levels(condition: Q) -> list[StockLevel]:
+    return list(
+        StockLevel.objects.select_for_update(of=("self",))
+        .select_related("product", "location")
+        .filter(condition)
+        .order_by("pk")
+    )
+
+
+def _lock_place(sku: str, location: str) -> StockLevel:
+    place = _location(location)
+    return _lock_levels(_product(sku), [place])[place.pk]
+
+
+def _lock_active_reservation(reservation_id: int) -> Reservation:
+    reservation = (
+        Reservation.objects.select_for_update(of=("self",))
+        .select_related("product")
+        .filter(pk=reservation_id)
+        .first()
+    )
+    if reservation is None:
+        raise NotFound(f"Reservation {reservation_id} does not exist.")
+    if reservation.status != ReservationStatus.ACTIVE:
+        raise ReservationNotActive(f"Reservation {reservation_id} is already {reservation.status}.")
+    return reservation
+
+
+def _lock_order_reservations(order) -> list[Reservation]:
+    return list(
+        Reservation.objects.select_for_update(of=("self",))
+        .select_related("product")
+        .filter(order=order, status=ReservationStatus.ACTIVE)
+        .order_by("pk")
+    )
+
+
+def _allocation_levels(
+    reservation: Reservation,
+) -> tuple[list[ReservationAllocation], dict[int, StockLevel]]:
+    allocations = list(
+        reservation.allocations.select_related("location").order_by(
+            "location__priority", "location__code"
+        )
+    )
+    levels = _lock_levels(reservation.product, [a.location for a in allocations])
+    return allocations, levels
+
+
+def _reserve_more(
+    reservation: Reservation,
+    product: Product,
+    quantity: int,
+    audit: Audit,
+    now: datetime,
+    *,
+    pinned: Location | None = None,
+    locked: dict[int, StockLevel] | None = None,
+) -> None:
+    """Allocate `quantity` more to the reservation: from the pinned location, or across the
+    active locations by priority. The shortfall is backordered at the first location if
+    the product allows it, else InsufficientStock."""
+    if pinned is not None:
+        candidates = [pinned]
+        levels = _lock_levels(product, candidates)
+    else:
+        candidates = list(Location.objects.filter(active=True).order_by("priority", "code"))
+        levels = locked if locked is not None else _lock_levels_for_products([product])[product.pk]
+        if not candidates:
+            raise InsufficientStock(sku=product.sku, requested=quantity, available=0)
+    plan: list[tuple[Location, int]] = []
+    remaining = quantity
+    for location in candidates:
+        level = levels.get(location.pk)
+        take = min(remaining, level.on_hand - level.reserved) if level else 0
+        if take > 0:
+            plan.append((location, take))
+            remaining -= take
+        if not remaining:
+            break
+    if remaining and not product.allow_backorder:
+        available = sum(
+            max(0, levels[c.pk].on_hand - levels[c.pk].reserved)
+            for c in candidates
+            if c.pk in levels
+        )
+        raise InsufficientStock(
+            sku=product.sku,
+            requested=quantity,
+            available=available,
+            location=pinned.code if pinned else None,
+        )
+    if remaining:
+        first = candidates[0]
+        if first.pk not in levels:
+            levels.update(_lock_levels(product, [first]))
+    existing = (
+        {a.location_id: a for a in reservation.allocations.all()} if reservation.quantity else {}
+    )
+    grown: dict[int, ReservationAllocation] = {}
+    moves = _Moves()
+    for location, take in plan:
+        moves.add(levels[location.pk], M.RESERVE, reserved=take)
+        _grow(existing, grown, reservation, location, take, 0)
+    if remaining:
+        moves.add(levels[candidates[0].pk], M.RESERVE, backorder=remaining)
+        _grow(existing, grown, reservation, candidates[0], remaining, remaining)
+    ReservationAllocation.objects.bulk_create([a for a in grown.values() if a.pk is None])
+    updated = [a for a in grown.values() if a.pk is not None]
+    if updated:
+        ReservationAllocation.objects.bulk_update(updated, ["quantity", "backordered"])
+    reservation.quantity += quantity
+    _bump(reservation, now)
+    moves.write(
+        StockEventType.RESERVED,
+        audit,
+        aggregate=("reservation", reservation),
+        now=now,
+        extra={
+            "reservation_id": reservation.pk,
+            "reserved": quantity,
+            "quantity": reservation.quantity,
+        },
+    )
+
+
+def _grow(existing, grown, reservation, location, quantity: int, backordered: int) -> None:
+    allocation = grown.get(location.pk) or existing.get(location.pk)
+    if allocation is None:
+        allocation = ReservationAllocation(
+            reservation=reservation, location=location, quantity=0, backordered=0
+        )
+    allocation.quantity += quantity
+    allocation.backordered += backordered
+    grown[location.pk] = allocation
+
+
+def _release_some(reservation: Reservation, quantity: int, audit: Audit, now: datetime) -> None:
+    """Release part of a reservation: backordered units first, then from the
+    lowest-priority location."""
+    allocations, levels = _allocation_levels(reservation)
+    quantity = min(quantity, reservation.quantity)
+    moves = _Moves()
+    remaining = quantity
+    for allocation in reversed(allocations):
+        if not remaining:
+            break
+        level = levels[allocation.location_id]
+        from_backorder = min(remaining, allocation.backordered)
+        from_stock = min(remaining - from_backorder, allocation.quantity - allocation.backordered)
+        moves.add(level, M.RELEASE, backorder=-from_backorder, reserved=-from_stock)
+        allocation.quantity -= from_backorder + from_stock
+        allocation.backordered -= from_backorder
+        remaining -= from_backorder + from_stock
+    _save_allocations(allocations)
+    reservation.quantity -= quantity
+    _bump(reservation, now)
+    moves.write(
+        StockEventType.RESERVATION_RELEASED,
+        audit,
+        aggregate=("reservation", reservation),
+        now=now,
+        extra={
+            "reservation_id": reservation.pk,
+            "released": quantity,
+            "quantity": reservation.quantity,
+        },
+    )
+
+
+def _release_all(
+    reservation: Reservation, status: ReservationStatus, audit: Audit, now: datetime
+) -> None:
+    allocations, levels = _allocation_levels(reservation)
+    moves = _Moves()
+    for allocation in allocations:
+        moves.add(
+            levels[allocation.location_id],
+            M.RELEASE,
+            reserved=-(allocation.quantity - allocation.backordered),
+            backorder=-allocation.backordered,
+        )
+    reservation.status = status
+    _bump(reservation, now, extra_fields=["status"])
+    event = (
+        StockEventType.RESERVATION_EXPIRED
+        if status == ReservationStatus.EXPIRED
+        else StockEventType.RESERVATION_CANCELLED
+    )
+    if not moves.write(
+        event,
+        audit,
+        aggregate=("reservation", reservation),
+        now=now,
+        extra={"reservation_id": reservation.pk, "released": reservation.quantity},
+    ):
+        _reservation_event(reservation, event, audit, now, {"released": 0})
+
+
+def _consume(reservation: Reservation, audit: Audit, now: datetime) -> None:
+    """Confirm: backordered units must be on hand by now; then on_hand and reserved drop."""
+    allocations, levels = _allocation_levels(reservation)
+    moves = _Moves()
+    for allocation in allocations:
+        level = levels[allocation.location_id]
+        if allocation.backordered:
+            available = level.on_hand - level.reserved
+            if allocation.backordered > available:
+                raise InsufficientStock(
+                    sku=reservation.product.sku,
+                    requested=allocation.backordered,
+                    available=available,
+                    location=allocation.location.code,
+                )
+        moves.add(
+            level,
+            M.CONSUME,
+            on_hand=-allocation.quantity,
+            reserved=-(allocation.quantity - allocation.backordered),
+            backorder=-allocation.backordered,
+        )
+    reservation.status = ReservationStatus.CONFIRMED
+    _bump(reservation, now, extra_fields=["status"])
+    if not moves.write(
+        StockEventType.RESERVATION_CONFIRMED,
+        audit,
+        aggregate=("reservation", reservation),
+        now=now,
+        extra={"reservation_id": reservation.pk, "consumed": reservation.quantity},
+    ):
+        _reservation_event(
+            reservation, StockEventType.RESERVATION_CONFIRMED, audit, now, {"consumed": 0}
+        )
+
+
+def _reservation_event(reservation, event_type, audit: Audit, now: datetime, extra: dict) -> None:
+    """An event for a reservation command that moved no stock (an empty reservation)."""
+    outbox_event_add(
+        event_type=event_type,
+        aggregate_type="reservation",
+        aggregate_id=str(reservation.pk),
+        aggregate_version=reservation.version,
+        payload={
+            "reservation_id": reservation.pk,
+            "sku": reservation.product.sku,
+            "aggregate_version": reservation.version,
+            "movements": [],
+            "actor": audit.actor,
+            "reason": audit.reason,
+            "occurred_at": now.isoformat(),
+            **extra,
+        },
+        occurred_at=now,
+    )
+
+
+def _save_allocations(allocations: list[ReservationAllocation]) -> None:
+    empty = [a.pk for a in allocations if a.quantity == 0]
+    kept = [a for a in allocations if a.quantity]
+    if empty:
+        ReservationAllocation.objects.filter(pk__in=empty).delete()
+    if kept:
+        ReservationAllocation.objects.bulk_update(kept, ["quantity", "backordered"])
+
+
+def _bump(reservation: Reservation, now: datetime, *, extra_fields: Iterable[str] = ()) -> None:
+    reservation.version += 1
+    reservation.updated_at = now
+    reservation.save(update_fields=["quantity", "version", "updated_at", *extra_fields])

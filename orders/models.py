@@ -18,6 +18,7 @@ class Customer(models.Model):
 class OrderStatus(models.TextChoices):
     OPEN = "open", "Open"
     CANCELLED = "cancelled", "Cancelled"
+    FULFILLED = "fulfilled", "Fulfilled"
 
 
 class Order(models.Model):

@@ -22,6 +22,7 @@ from history.events import LineChange
 from history.models import OrderEventType
 from history.services import order_changes_record
 from inventory.models import Product
+from inventory.services import order_stock_apply, order_stock_consume, order_stock_release
 from orders.cache import order_cache_invalidate
 from orders.models import MAX_LINE_QUANTITY, Customer, Order, OrderLine, OrderStatus
 
@@ -62,6 +63,11 @@ def order_create(
             ],
             audit=audit,
             occurred_at=now,
+        )
+        order_stock_apply(
+            order=order,
+            deltas={p.pk: lines[sku] for sku, p in products.items() if p.track_inventory},
+            audit=audit,
         )
     return order
 
@@ -124,9 +130,27 @@ def order_cancel(*, order_id: int, expected_version: int | None = None, audit: A
         changes = [
             LineChange(line.product_id, sku, line.quantity, 0) for sku, line in current.items()
         ]
+        order_stock_release(order=order, audit=audit)
         order.status = OrderStatus.CANCELLED
         return _apply_changes(
             order, changes, current, OrderEventType.CANCELLED, audit, extra_fields=["status"]
+        )
+
+
+def order_fulfil(*, order_id: int, expected_version: int | None = None, audit: Audit) -> Order:
+    """Fulfil the order: its reservations are consumed (stock leaves on_hand) and it can
+    no longer be changed. Recorded as `order.fulfilled` rows with unchanged quantities."""
+    with transaction.atomic():
+        order = _lock_editable_order(order_id, expected_version)
+        current = _current_lines(order)
+        changes = [
+            LineChange(line.product_id, sku, line.quantity, line.quantity)
+            for sku, line in current.items()
+        ]
+        order_stock_consume(order=order, audit=audit)
+        order.status = OrderStatus.FULFILLED
+        return _apply_changes(
+            order, changes, current, OrderEventType.FULFILLED, audit, extra_fields=["status"]
         )
 
 
@@ -166,6 +190,7 @@ class _CurrentLine(NamedTuple):
     line_id: int | None
     product_id: int
     quantity: int
+    tracked: bool
 
 
 def _current_lines(order: Order, skus: Iterable[str] | None = None) -> dict[str, _CurrentLine]:
@@ -176,9 +201,9 @@ def _current_lines(order: Order, skus: Iterable[str] | None = None) -> dict[str,
         skus = list(skus)
         lines = lines.filter(product__sku__in=skus)
     current = {
-        sku: _CurrentLine(line_id, product_id, quantity)
-        for line_id, sku, product_id, quantity in lines.order_by("id").values_list(
-            "id", "product__sku", "product_id", "quantity"
+        sku: _CurrentLine(line_id, product_id, quantity, tracked)
+        for line_id, sku, product_id, quantity, tracked in lines.order_by("id").values_list(
+            "id", "product__sku", "product_id", "quantity", "product__track_inventory"
         )
     }
     if skus is None:
@@ -186,7 +211,7 @@ def _current_lines(order: Order, skus: Iterable[str] | None = None) -> dict[str,
     missing = [sku for sku in skus if sku not in current]
     if missing:
         for sku, product in _products_by_sku(missing).items():
-            current[sku] = _CurrentLine(None, product.pk, 0)
+            current[sku] = _CurrentLine(None, product.pk, 0, product.track_inventory)
     return {sku: current[sku] for sku in skus}
 
 
@@ -213,6 +238,12 @@ def _apply_changes(
             )
         else:
             updated.append(OrderLine(pk=line_id, quantity=change.after))
+    if event_type == OrderEventType.QUANTITY_ADJUSTED:
+        order_stock_apply(
+            order=order,
+            deltas={c.product_id: c.delta for c in changes if current[c.sku].tracked},
+            audit=audit,
+        )
     if updated:
         OrderLine.objects.bulk_update(updated, ["quantity"])
     if created:

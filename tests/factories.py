@@ -12,6 +12,8 @@ class ProductFactory(factory.django.DjangoModelFactory):
 
     sku = factory.Sequence(lambda n: f"SKU-{n}")
     name = factory.Sequence(lambda n: f"Product {n}")
+    # Order tests do not need stock; inventory tests ask for tracked products explicitly.
+    track_inventory = False
 
 
 class CustomerFactory(factory.django.DjangoModelFactory):

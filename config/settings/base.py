@@ -214,3 +214,7 @@ ORDER_CACHE_TTL_SECONDS = env.int("ORDER_CACHE_TTL_SECONDS", default=300)
 ORDER_NOTIFICATIONS_EMAIL = env("ORDER_NOTIFICATIONS_EMAIL", default="orders@localhost")
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="ordertrack@localhost")
+
+# Inventory.
+RESERVATION_DEFAULT_TTL_SECONDS = env.int("RESERVATION_DEFAULT_TTL_SECONDS", default=15 * 60)
+RESERVATION_EXPIRY_INTERVAL_SECONDS = env.float("RESERVATION_EXPIRY_INTERVAL_SECONDS", default=10.0)

@@ -483,7 +483,7 @@ def _token_client(username: str, role: str = "integrator") -> APIClient:
 def test_a_second_request_while_the_first_is_in_flight_gets_409(monkeypatch):
     # given: the first request is parked inside order_create, inside its transaction
     client = _token_client("racer")
-    Product.objects.create(sku="SKU-R", name="Racer")
+    Product.objects.create(sku="SKU-R", name="Racer", track_inventory=False)
     body = {"lines": [{"sku": "SKU-R", "quantity": 1}]}
     entered, release = threading.Event(), threading.Event()
     original = services.order_create
@@ -534,7 +534,7 @@ def test_an_advisory_lock_held_elsewhere_means_in_flight_for_that_user_only():
     # given: another connection holds the key's lock inside an open transaction
     me = _token_client("me")
     someone_else = _token_client("someone-else")
-    Product.objects.create(sku="SKU-L", name="Lock")
+    Product.objects.create(sku="SKU-L", name="Lock", track_inventory=False)
     body = {"lines": [{"sku": "SKU-L", "quantity": 1}]}
     locked, release = threading.Event(), threading.Event()
 
