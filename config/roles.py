@@ -41,6 +41,7 @@ VISIBLE_MODELS = {
         "ordersnapshot",
         "skudemand",
         "skudailyadjustments",
+        "skustocktotals",
     ],
 }
 EDITABLE_MODELS = [

@@ -293,6 +293,28 @@ class SkuDemand(models.Model):
         return f"{self.sku}: {self.open_quantity}"
 
 
+class SkuStockTotals(models.Model):
+    """Stock of one sku summed over every location, folded from the stock ledger."""
+
+    sku = models.CharField(max_length=64, primary_key=True)
+    on_hand = models.BigIntegerField(default=0)
+    reserved = models.BigIntegerField(default=0)
+    in_transit = models.BigIntegerField(default=0)
+    backorder = models.BigIntegerField(default=0)
+    movements = models.PositiveBigIntegerField(default=0)
+    last_updated = models.DateTimeField(null=True)
+
+    class Meta:
+        verbose_name_plural = "sku stock totals"
+
+    def __str__(self) -> str:
+        return f"{self.sku}: {self.on_hand} on hand"
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
 class SkuDailyAdjustments(models.Model):
     """Per sku and day: how many ledger rows and their net delta."""
 

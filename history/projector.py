@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import BooleanField, Min
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -30,6 +30,8 @@ from history.models import (
     ProjectionCheckpoint,
     SkuDailyAdjustments,
     SkuDemand,
+    SkuStockTotals,
+    StockLedgerEntry,
 )
 from orders.models import Order
 
@@ -88,6 +90,8 @@ def _fold_into_snapshot(snapshot: OrderSnapshot, entry: OrderLedgerEntry) -> Non
         snapshot.last_updated = entry.occurred_at
         if entry.event_type == OrderEventType.CANCELLED:
             snapshot.status = "cancelled"
+        elif entry.event_type == OrderEventType.FULFILLED:
+            snapshot.status = "fulfilled"
 
 
 def _fold_sku_demand(rows: list[OrderLedgerEntry]) -> None:
@@ -97,6 +101,8 @@ def _fold_sku_demand(rows: list[OrderLedgerEntry]) -> None:
     for row in rows:
         demand = totals.setdefault(row.sku, SkuDemand(sku=row.sku))
         demand.open_quantity += row.delta
+        if row.event_type == OrderEventType.FULFILLED:
+            demand.open_quantity -= row.quantity_after
         demand.adjustment_count += row.event_type == ADJUSTED
         if demand.last_updated is None or row.occurred_at > demand.last_updated:
             demand.last_updated = row.occurred_at
@@ -129,15 +135,44 @@ def _fold_sku_daily(rows: list[OrderLedgerEntry]) -> None:
     )
 
 
-PROJECTIONS: dict[str, Callable[[list[OrderLedgerEntry]], None]] = {
-    "order_snapshots": _fold_order_snapshots,
-    "sku_demand": _fold_sku_demand,
-    "sku_daily": _fold_sku_daily,
-}
-SNAPSHOT_MODELS = {
-    "order_snapshots": OrderSnapshot,
-    "sku_demand": SkuDemand,
-    "sku_daily": SkuDailyAdjustments,
+def _fold_stock_totals(rows: list[StockLedgerEntry]) -> None:
+    totals = {t.sku: t for t in SkuStockTotals.objects.filter(sku__in={row.sku for row in rows})}
+    for row in rows:
+        total = totals.setdefault(row.sku, SkuStockTotals(sku=row.sku))
+        total.on_hand += row.delta_on_hand
+        total.reserved += row.delta_reserved
+        total.in_transit += row.delta_in_transit
+        total.backorder += row.delta_backorder
+        total.movements += 1
+        if total.last_updated is None or row.occurred_at > total.last_updated:
+            total.last_updated = row.occurred_at
+    SkuStockTotals.objects.bulk_create(
+        totals.values(),
+        update_conflicts=True,
+        unique_fields=["sku"],
+        update_fields=[
+            "on_hand",
+            "reserved",
+            "in_transit",
+            "backorder",
+            "movements",
+            "last_updated",
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Projection:
+    ledger: type[models.Model]
+    fold: Callable[[list], None]
+    table: type[models.Model]
+
+
+PROJECTIONS: dict[str, Projection] = {
+    "order_snapshots": Projection(OrderLedgerEntry, _fold_order_snapshots, OrderSnapshot),
+    "sku_demand": Projection(OrderLedgerEntry, _fold_sku_demand, SkuDemand),
+    "sku_daily": Projection(OrderLedgerEntry, _fold_sku_daily, SkuDailyAdjustments),
+    "stock_totals": Projection(StockLedgerEntry, _fold_stock_totals, SkuStockTotals),
 }
 
 
@@ -168,7 +203,9 @@ def _current_snapshot() -> str:
         return cursor.fetchone()[0]
 
 
-def _apply_pending(checkpoint: ProjectionCheckpoint, fold, batch_size: int) -> int:
+def _apply_pending(
+    checkpoint: ProjectionCheckpoint, projection: Projection, batch_size: int
+) -> int:
     """Fold every row committed since the checkpoint, in chunks, and move the checkpoint.
     Runs inside the caller's transaction, which holds the checkpoint row lock."""
     applied = 0
@@ -176,15 +213,15 @@ def _apply_pending(checkpoint: ProjectionCheckpoint, fold, batch_size: int) -> i
     if _uses_txid():
         current = _current_snapshot()
         where, params = _pending_sql(checkpoint.pg_snapshot, current)
-        pending = OrderLedgerEntry.objects.filter(RawSQL(where, params, BooleanField()))
+        pending = projection.ledger.objects.filter(RawSQL(where, params, BooleanField()))
     else:
         current = None
-        pending = OrderLedgerEntry.objects.filter(id__gte=checkpoint.position)
+        pending = projection.ledger.objects.filter(id__gte=checkpoint.position)
     while True:
         rows = list(pending.filter(id__gt=last_id).order_by("id")[:batch_size])
         if not rows:
             break
-        fold(rows)
+        projection.fold(rows)
         applied += len(rows)
         last_id = rows[-1].id
     if current is not None:
@@ -225,7 +262,7 @@ def projections_rebuild(*, names: Iterable[str] | None = None) -> dict[str, int]
     for name in names or PROJECTIONS:
         with transaction.atomic():
             checkpoint = _checkpoint(name)
-            SNAPSHOT_MODELS[name].objects.all().delete()
+            PROJECTIONS[name].table.objects.all().delete()
             checkpoint.position = 0
             checkpoint.pg_snapshot = ProjectionCheckpoint._meta.get_field("pg_snapshot").default
             checkpoint.applied_rows = 0
@@ -250,9 +287,9 @@ def projection_lag(*, cap: int = 100_000) -> dict[str, Lag]:
         checkpoint = checkpoints.get(name) or ProjectionCheckpoint(name=name)
         if _uses_txid():
             where, params = _pending_sql(checkpoint.pg_snapshot, None)
-            pending = OrderLedgerEntry.objects.filter(RawSQL(where, params, BooleanField()))
+            pending = PROJECTIONS[name].ledger.objects.filter(RawSQL(where, params, BooleanField()))
         else:
-            pending = OrderLedgerEntry.objects.filter(id__gte=checkpoint.position)
+            pending = PROJECTIONS[name].ledger.objects.filter(id__gte=checkpoint.position)
         behind = pending.order_by()[:cap].count()
         oldest = pending.aggregate(oldest=Min("occurred_at"))["oldest"] if behind else None
         lag[name] = Lag(

@@ -8,6 +8,24 @@ from django.db.models import QuerySet
 from history.models import OrderEventType, OrderLedgerEntry
 
 
+def outbox_backlog() -> dict:
+    """Unpublished outbox rows: how many, how many dead-lettered, and the age of the
+    oldest deliverable one (the relay's lag)."""
+    from django.db.models import Count, Min, Q
+    from django.utils import timezone
+
+    from history.models import OutboxEvent
+
+    stats = OutboxEvent.objects.filter(published_at__isnull=True).aggregate(
+        pending=Count("id", filter=Q(dead_lettered_at__isnull=True)),
+        dead_lettered=Count("id", filter=Q(dead_lettered_at__isnull=False)),
+        oldest=Min("created_at", filter=Q(dead_lettered_at__isnull=True)),
+    )
+    oldest = stats.pop("oldest")
+    stats["seconds_behind"] = round((timezone.now() - oldest).total_seconds(), 3) if oldest else 0.0
+    return stats
+
+
 def ledger_entries() -> QuerySet[OrderLedgerEntry]:
     return OrderLedgerEntry.objects.all()
 
@@ -47,6 +65,8 @@ def order_replay(entries: Iterable[OrderLedgerEntry], *, order_id: int) -> Repla
         state.updated_at = entry.occurred_at
         if entry.event_type == OrderEventType.CANCELLED:
             state.status = "cancelled"
+        elif entry.event_type == OrderEventType.FULFILLED:
+            state.status = "fulfilled"
     return state
 
 

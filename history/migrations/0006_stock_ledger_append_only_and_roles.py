@@ -1,10 +1,9 @@
 """The stock ledger is append-only like the order ledger, and every role can see the
 inventory models (staff and integrators can change them, through the services)."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from config.roles import roles_ensure
+from history.migrations._roles import update_roles
 
 TABLE = "history_stockledgerentry"
 
@@ -32,17 +31,6 @@ def uninstall(apps, schema_editor):
     elif vendor == "sqlite":
         for op in ("update", "delete"):
             schema_editor.execute(f"DROP TRIGGER IF EXISTS {TABLE}_no_{op};")
-
-
-def update_roles(apps, schema_editor):
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    roles_ensure(
-        group_model=apps.get_model("auth", "Group"),
-        permission_model=apps.get_model("auth", "Permission"),
-    )
 
 
 class Migration(migrations.Migration):
