@@ -18,6 +18,10 @@ def schedule_periodic_tasks(sender, **kwargs):
     frequent = {
         "relay-outbox": ("history.tasks.relay_outbox", settings.RELAY_INTERVAL_SECONDS),
         "project-ledger": ("history.tasks.project_ledger", settings.PROJECTOR_INTERVAL_SECONDS),
+        "expire-reservations": (
+            "inventory.tasks.expire_reservations",
+            settings.RESERVATION_EXPIRY_INTERVAL_SECONDS,
+        ),
     }
     for name, (task, seconds) in frequent.items():
         sender.add_periodic_task(

@@ -364,3 +364,23 @@ def test_orders_touching_the_same_products_in_opposite_order_do_not_deadlock(aud
         levels = StockLevel.objects.filter(product=product)
         assert sum(level.reserved for level in levels) == 20 * 2 + 20 * 3
     assert Reservation.objects.filter(status="active").count() == 80
+
+
+def test_the_expiry_task_releases_overdue_reservations(tracked, main, audit):
+    # given
+    from inventory.tasks import expire_reservations
+
+    stock_receive(sku=tracked.sku, location="MAIN", quantity=3, audit=audit)
+    reservation = reservation_create(
+        sku=tracked.sku, quantity=2, audit=audit, expires_at=timezone.now() + timedelta(seconds=1)
+    )
+    Reservation.objects.filter(pk=reservation.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    # when
+    expired = expire_reservations.apply().get()
+
+    # then
+    assert expired == 1
+    assert _numbers(tracked, main)[:3] == (3, 0, 3)
