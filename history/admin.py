@@ -1,13 +1,28 @@
 import json
 import uuid
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.text import Truncator
 
-from history.models import OrderLedgerEntry, OutboxEvent
+from config.roles import Role, user_has_role
+from history.models import (
+    OrderLedgerEntry,
+    OrderSnapshot,
+    OutboxEvent,
+    ProjectionCheckpoint,
+    SkuDailyAdjustments,
+    SkuDemand,
+    SkuStockTotals,
+    StockLedgerEntry,
+)
+from history.projector import Lag, projection_lag
+from history.selectors import OutboxStatus, outbox_status_q, outbox_with_status
+from history.services import outbox_events_retry
 
 
 class _ReadOnlyAdmin(admin.ModelAdmin):
@@ -90,19 +105,26 @@ class OrderLedgerEntryAdmin(_ReadOnlyAdmin):
         return format_html('<a href="{}">#{}</a>', url, entry.order_id)
 
 
-class PublishedFilter(admin.SimpleListFilter):
-    title = "published"
-    parameter_name = "published"
+class OutboxStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
 
     def lookups(self, request, model_admin) -> list[tuple[str, str]]:
-        return [("yes", "Published"), ("no", "Unpublished")]
+        return list(OutboxStatus.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]):
-        if self.value() == "yes":
-            return queryset.filter(published_at__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(published_at__isnull=True)
+        if self.value() in OutboxStatus.values:
+            return queryset.filter(outbox_status_q(self.value()))
         return queryset
+
+
+STATUS_COLOURS = {
+    OutboxStatus.PENDING: "#417690",
+    OutboxStatus.RETRYING: "#c77c02",
+    OutboxStatus.WAITING: "#7a5195",
+    OutboxStatus.DEAD_LETTERED: "#ba2121",
+    OutboxStatus.PUBLISHED: "#2e7d32",
+}
 
 
 @admin.register(OutboxEvent)
@@ -114,14 +136,18 @@ class OutboxEventAdmin(_ReadOnlyAdmin):
         "aggregate_id",
         "aggregate_version",
         "created_at",
-        "published",
-        "published_at",
+        "status_badge",
         "attempts",
+        "short_error",
+        "next_attempt_at",
+        "dead_lettered_at",
+        "published_at",
     )
-    list_filter = ("event_type", PublishedFilter, "created_at")
+    list_filter = (OutboxStatusFilter, "event_type", "created_at")
     search_fields = ("aggregate_id", "event_id")
     search_help_text = "An aggregate id or event id, matched exactly."
     ordering = ("-id",)
+    actions = ("retry_dead_lettered",)
     fields = (
         "event_id",
         "event_type",
@@ -129,12 +155,18 @@ class OutboxEventAdmin(_ReadOnlyAdmin):
         "aggregate_id",
         "aggregate_version",
         "created_at",
+        "status_badge",
         "published_at",
         "attempts",
+        "next_attempt_at",
+        "dead_lettered_at",
         "last_error",
         "pretty_payload",
     )
-    readonly_fields = ("pretty_payload",)
+    readonly_fields = ("status_badge", "pretty_payload")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OutboxEvent]:
+        return outbox_with_status(queryset=super().get_queryset(request))
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[OutboxEvent], search_term: str
@@ -148,11 +180,168 @@ class OutboxEventAdmin(_ReadOnlyAdmin):
             query |= Q(event_id=event_id)
         return queryset.filter(query), False
 
-    @admin.display(boolean=True, description="published", ordering="published_at")
-    def published(self, event: OutboxEvent) -> bool:
-        return event.published_at is not None
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        """Sending events out again is an operator's call: staff and superusers, never
+        auditors or integrators."""
+        return user_has_role(request.user, frozenset({Role.STAFF}))
+
+    @admin.action(description="Retry selected dead-lettered events", permissions=["retry"])
+    def retry_dead_lettered(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
+        selected = list(queryset.order_by().values_list("pk", flat=True))
+        retried = outbox_events_retry(event_ids=selected)
+        self.message_user(
+            request,
+            f"Sent {retried} dead-lettered event(s) back to the relay.",
+            messages.SUCCESS if retried else messages.WARNING,
+        )
+        if skipped := len(selected) - retried:
+            self.message_user(
+                request,
+                f"{skipped} selected event(s) were not dead-lettered and were left as they are.",
+                messages.INFO,
+            )
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, event: OutboxEvent) -> str:
+        if not getattr(event, "status", None):
+            return "—"
+        status = OutboxStatus(event.status)
+        return format_html(
+            '<span style="background:{};color:#fff;padding:1px 6px;border-radius:8px;'
+            'white-space:nowrap">{}</span>',
+            STATUS_COLOURS[status],
+            status.label,
+        )
+
+    @admin.display(description="last error")
+    def short_error(self, event: OutboxEvent) -> str:
+        return Truncator(event.last_error).chars(80)
 
     @admin.display(description="payload")
     def pretty_payload(self, event: OutboxEvent) -> str:
         text = json.dumps(event.payload, indent=2, sort_keys=True, ensure_ascii=False)
         return format_html('<pre style="white-space: pre-wrap">{}</pre>', text)
+
+
+class _ProjectionLagChangeList(ChangeList):
+    """Measures the lag of every projection once per page, not once per row."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        lag = projection_lag()
+        for checkpoint in self.result_list:
+            checkpoint.lag = lag.get(checkpoint.name)
+
+
+@admin.register(ProjectionCheckpoint)
+class ProjectionCheckpointAdmin(_ReadOnlyAdmin):
+    list_display = ("name", "events_behind", "seconds_behind", "applied_rows", "last_applied_at")
+    ordering = ("name",)
+    fields = ("name", "applied_rows", "last_applied_at", "updated_at", "position", "pg_snapshot")
+
+    def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
+        return _ProjectionLagChangeList
+
+    @staticmethod
+    def _lag(checkpoint: ProjectionCheckpoint) -> Lag | None:
+        return getattr(checkpoint, "lag", None)
+
+    @admin.display(description="events behind")
+    def events_behind(self, checkpoint: ProjectionCheckpoint) -> int | str:
+        lag = self._lag(checkpoint)
+        return "—" if lag is None else lag.events_behind
+
+    @admin.display(description="seconds behind")
+    def seconds_behind(self, checkpoint: ProjectionCheckpoint) -> float | str:
+        lag = self._lag(checkpoint)
+        return "—" if lag is None else lag.seconds_behind
+
+
+@admin.register(OrderSnapshot)
+class OrderSnapshotAdmin(_ReadOnlyAdmin):
+    """The read side, folded from the ledger by the projector; `rebuild_projections`
+    recomputes it, nobody edits it."""
+
+    list_display = (
+        "order_link",
+        "status",
+        "total_quantity",
+        "total_adjustments",
+        "last_adjustment_delta",
+        "last_version",
+        "last_updated",
+    )
+    list_filter = ("status",)
+    search_fields = ("order_id",)
+    search_help_text = "An order id, matched exactly."
+    ordering = ("-order_id",)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[OrderSnapshot], search_term: str
+    ) -> tuple[QuerySet[OrderSnapshot], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if not term.isdigit():
+            return queryset.none(), False
+        return queryset.filter(order_id=int(term)), False
+
+    @admin.display(description="order", ordering="order_id")
+    def order_link(self, snapshot: OrderSnapshot) -> str:
+        url = reverse("admin:orders_order_change", args=[snapshot.order_id])
+        return format_html('<a href="{}">#{}</a>', url, snapshot.order_id)
+
+
+@admin.register(SkuDemand)
+class SkuDemandAdmin(_ReadOnlyAdmin):
+    list_display = ("sku", "open_quantity", "adjustment_count", "last_updated")
+    search_fields = ("sku",)
+    ordering = ("sku",)
+
+
+@admin.register(SkuDailyAdjustments)
+class SkuDailyAdjustmentsAdmin(_ReadOnlyAdmin):
+    list_display = ("sku", "day", "adjustment_count", "net_delta")
+    search_fields = ("sku",)
+    date_hierarchy = "day"
+    ordering = ("-day", "sku")
+
+
+@admin.register(StockLedgerEntry)
+class StockLedgerEntryAdmin(_ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "sku",
+        "location_code",
+        "version",
+        "movement",
+        "delta_on_hand",
+        "delta_reserved",
+        "on_hand_after",
+        "reserved_after",
+        "reference_type",
+        "reference_id",
+        "actor",
+        "source",
+        "occurred_at",
+    )
+    list_filter = ("movement", "source", "location", "occurred_at")
+    search_fields = ("=sku", "=location_code", "actor", "=reference_id")
+    search_help_text = "Search by exact sku, location code or reference id, or by actor."
+    ordering = ("-id",)
+    readonly_fields = [field.name for field in StockLedgerEntry._meta.fields]
+
+
+@admin.register(SkuStockTotals)
+class SkuStockTotalsAdmin(_ReadOnlyAdmin):
+    list_display = (
+        "sku",
+        "on_hand",
+        "reserved",
+        "available",
+        "in_transit",
+        "backorder",
+        "movements",
+        "last_updated",
+    )
+    search_fields = ("=sku",)

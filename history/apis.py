@@ -5,12 +5,15 @@ from drf_orjson_renderer.renderers import ORJSONRenderer
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from config.api.pagination import OldestFirstPagination, TimelinePagination
 from history.filters import LedgerFilter, TimelineFilter
-from history.models import OrderLedgerEntry
+from history.models import OrderLedgerEntry, SkuDailyAdjustments, SkuDemand
 from history.renderers import CSVRenderer
-from history.selectors import ledger_entries, order_timeline
+from history.selectors import ledger_entries, order_timeline, sku_demand_get, sku_demand_list
 from orders.selectors import order_get
 
 CSV_COLUMNS = (
@@ -124,3 +127,57 @@ class AdjustmentListApi(_LedgerListApi):
 
     def get_queryset(self):
         return ledger_entries().order_by("id")
+
+
+class DemandPagination(CursorPagination):
+    ordering = "sku"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class DemandOutput(serializers.ModelSerializer):
+    class Meta:
+        model = SkuDemand
+        fields = ["sku", "open_quantity", "adjustment_count", "last_updated"]
+
+
+@extend_schema_view(get=extend_schema(operation_id="demand_list"))
+class DemandListApi(ListAPIView):
+    """Open demand per sku, from the projector's snapshot (it lags the ledger by the
+    projection lag that /readyz reports)."""
+
+    serializer_class = DemandOutput
+    pagination_class = DemandPagination
+    filterset_fields = ["sku"]
+
+    def get_queryset(self):
+        return sku_demand_list()
+
+
+class DemandDayOutput(serializers.ModelSerializer):
+    class Meta:
+        model = SkuDailyAdjustments
+        fields = ["day", "adjustment_count", "net_delta"]
+
+
+class DemandDetailApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        sku = serializers.CharField()
+        open_quantity = serializers.IntegerField()
+        adjustment_count = serializers.IntegerField()
+        last_updated = serializers.DateTimeField(allow_null=True)
+        daily = DemandDayOutput(
+            many=True, help_text="The last 30 days (UTC) that had changes, oldest first."
+        )
+
+        class Meta:
+            ref_name = "DemandDetail"
+
+    @extend_schema(
+        operation_id="demand_retrieve",
+        responses={200: OutputSerializer},
+        description="A sku's open demand and its daily adjustments over the last 30 days.",
+    )
+    def get(self, request, sku: str):
+        return Response(self.OutputSerializer(sku_demand_get(sku=sku, days=30)).data)

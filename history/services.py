@@ -202,6 +202,9 @@ def idempotency_records_purge(*, older_than: timedelta) -> int:
 
 def outbox_events_retry(*, event_ids: list[int]) -> int:
     """Send dead-lettered events back to the relay, with a fresh attempt budget."""
-    return OutboxEvent.objects.filter(
+    retried = OutboxEvent.objects.filter(
         pk__in=event_ids, dead_lettered_at__isnull=False, published_at__isnull=True
     ).update(dead_lettered_at=None, attempts=0, next_attempt_at=None)
+    if retried:
+        transaction.on_commit(outbox_kick)
+    return retried

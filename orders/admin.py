@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet, Sum
+from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -16,6 +16,7 @@ from orders.models import Customer, Order, OrderLine, OrderStatus
 from orders.timeline import line_charts
 
 CANCEL_REASON = "Cancelled in admin"
+FULFIL_REASON = "Fulfilled in admin"
 
 
 def admin_audit(request: HttpRequest, *, reason: str = "") -> Audit:
@@ -83,14 +84,20 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("reference", "customer__name", "lines__product__sku")
     search_help_text = "Search by reference, customer name or line sku."
     autocomplete_fields = ("customer",)
-    actions = ("cancel_orders",)
+    actions = ("cancel_orders", "fulfil_orders")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
-        return super().get_queryset(request).annotate(total_quantity=Sum("lines__quantity"))
+        # From the projector's snapshot (a join on its primary key), not a sum over the
+        # lines of every order on the page; "—" until the projector has seen the order.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(total_quantity=F("ordersnapshot__total_quantity"))
+        )
 
     @admin.display(description="total quantity", ordering="total_quantity")
-    def total_quantity(self, order: Order) -> int:
-        return order.total_quantity or 0
+    def total_quantity(self, order: Order) -> int | str:
+        return "—" if order.total_quantity is None else order.total_quantity
 
     def get_fieldsets(self, request: HttpRequest, obj: Order | None = None) -> list:
         if obj is None:
@@ -190,6 +197,30 @@ class OrderAdmin(admin.ModelAdmin):
             self.message_user(
                 request,
                 f"Could not cancel {len(failed)} order(s): {'; '.join(failed)}",
+                messages.ERROR,
+            )
+
+    @admin.action(description="Fulfil selected orders", permissions=["change"])
+    def fulfil_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        audit = admin_audit(request, reason=FULFIL_REASON)
+        fulfilled, failed = [], []
+        for order_id in queryset.order_by("pk").values_list("pk", flat=True):
+            try:
+                services.order_fulfil(order_id=order_id, audit=audit)
+            except DomainError as exc:
+                failed.append(f"#{order_id}: {exc.detail}")
+            else:
+                fulfilled.append(f"#{order_id}")
+        if fulfilled:
+            self.message_user(
+                request,
+                f"Fulfilled {len(fulfilled)} order(s): {', '.join(fulfilled)}.",
+                messages.SUCCESS,
+            )
+        if failed:
+            self.message_user(
+                request,
+                f"Could not fulfil {len(failed)} order(s): {'; '.join(failed)}",
                 messages.ERROR,
             )
 

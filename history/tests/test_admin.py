@@ -1,10 +1,22 @@
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
-from history.models import OrderLedgerEntry, OutboxEvent
+from history import admin as history_admin
+from history.models import (
+    OrderLedgerEntry,
+    OrderSnapshot,
+    OutboxEvent,
+    ProjectionCheckpoint,
+    SkuDailyAdjustments,
+    SkuDemand,
+)
+from history.projector import projection_lag
 from orders.services import order_set_quantities
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -126,7 +138,7 @@ def test_ledger_filters_by_event_type_and_source(admin_client, order):
     assert [(e.version, e.delta) for e in response.context["cl"].result_list] == [(2, 20)]
 
 
-def test_outbox_published_filter_and_search(admin_client, order):
+def test_outbox_status_filter_and_search(admin_client, order):
     # given
     created, adjusted = OutboxEvent.objects.order_by("id")
     OutboxEvent.objects.filter(pk=created.pk).update(published_at=created.created_at)
@@ -138,8 +150,8 @@ def test_outbox_published_filter_and_search(admin_client, order):
         return [event.pk for event in response.context["cl"].result_list]
 
     # then
-    assert found({"published": "yes"}) == [created.pk]
-    assert found({"published": "no"}) == [adjusted.pk]
+    assert found({"status": "published"}) == [created.pk]
+    assert found({"status": "pending"}) == [adjusted.pk]
     assert found({"q": str(adjusted.event_id)}) == [adjusted.pk]
     assert sorted(found({"q": str(order.pk)})) == [created.pk, adjusted.pk]
     assert found({"q": "no-such-aggregate"}) == []
@@ -156,3 +168,171 @@ def test_outbox_view_page_shows_the_payload(admin_client, order):
     assert response.status_code == 200
     assert "order.quantity_adjusted" in response.content.decode()
     assert "<pre" in response.content.decode()
+
+
+SNAPSHOT_MODELS = [
+    ("history", "projectioncheckpoint", ProjectionCheckpoint),
+    ("history", "ordersnapshot", OrderSnapshot),
+    ("history", "skudemand", SkuDemand),
+    ("history", "skudailyadjustments", SkuDailyAdjustments),
+]
+
+
+@pytest.fixture
+def snapshots(order, product):
+    """Snapshot rows as the projector would leave them (written directly: the projector
+    only sees committed rows, which a test transaction never is)."""
+    now = timezone.now()
+    ProjectionCheckpoint.objects.create(name="order_snapshots", applied_rows=2)
+    OrderSnapshot.objects.create(
+        order=order,
+        status="open",
+        total_quantity=120,
+        lines={product.sku: 120},
+        line_versions={product.sku: 2},
+        total_adjustments=1,
+        last_adjustment_delta=20,
+        last_adjustment_version=2,
+        last_version=2,
+        last_updated=now,
+    )
+    SkuDemand.objects.create(sku=product.sku, open_quantity=120, adjustment_count=1)
+    SkuDailyAdjustments.objects.create(
+        sku=product.sku, day=now.date(), adjustment_count=1, net_delta=120
+    )
+    return order
+
+
+@pytest.mark.parametrize("app_model", SNAPSHOT_MODELS, ids=lambda m: m[1])
+def test_snapshot_admins_render_read_only(admin_client, snapshots, app_model):
+    # given
+    obj = app_model[2].objects.first()
+    rows = app_model[2].objects.count()
+
+    # when
+    changelist = admin_client.get(admin_url(app_model, "changelist"))
+    view_page = admin_client.get(admin_url(app_model, "change", obj.pk))
+    add_page = admin_client.get(admin_url(app_model, "add"))
+    change_post = admin_client.post(admin_url(app_model, "change", obj.pk), {})
+    delete_post = admin_client.post(admin_url(app_model, "delete", obj.pk), {"post": "yes"})
+
+    # then
+    assert (changelist.status_code, view_page.status_code) == (200, 200)
+    assert list(changelist.context["cl"].result_list) == [obj]
+    assert 'name="_save"' not in view_page.content.decode()
+    assert [add_page.status_code, change_post.status_code, delete_post.status_code] == [403] * 3
+    assert app_model[2].objects.count() == rows
+
+
+@pytest.mark.parametrize("app_model", SNAPSHOT_MODELS, ids=lambda m: m[1])
+def test_user_with_view_permission_can_see_snapshots(client, snapshots, app_model):
+    # given
+    model_name = app_model[1]
+    user = UserFactory(is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="history", codename=f"view_{model_name}")
+    )
+    client.force_login(user)
+
+    # when
+    response = client.get(admin_url(app_model, "changelist"))
+
+    # then
+    assert response.status_code == 200
+
+
+def test_order_snapshot_changelist_columns_filter_and_search(admin_client, snapshots, make_order):
+    # given
+    other = make_order(reference="OTHER")
+    OrderSnapshot.objects.create(order=other, status="cancelled", last_version=2)
+    url = reverse("admin:history_ordersnapshot_changelist")
+
+    def found(params: dict) -> list[int]:
+        response = admin_client.get(url, params)
+        assert response.status_code == 200
+        return [snapshot.order_id for snapshot in response.context["cl"].result_list]
+
+    # when
+    response = admin_client.get(url)
+
+    # then
+    content = response.content.decode()
+    assert reverse("admin:orders_order_change", args=[snapshots.pk]) in content
+    assert ">120<" in content
+    assert found({"status": "cancelled"}) == [other.pk]
+    assert found({"q": str(snapshots.pk)}) == [snapshots.pk]
+    assert found({"q": "SKU-1"}) == []
+
+
+def test_projection_checkpoint_changelist_shows_the_lag_once_per_page(
+    admin_client, snapshots, monkeypatch
+):
+    # given: the checkpoint has applied nothing of the two ledger rows yet
+    calls = []
+
+    def counted_lag(**kwargs):
+        calls.append(kwargs)
+        return projection_lag(**kwargs)
+
+    monkeypatch.setattr(history_admin, "projection_lag", counted_lag)
+    ProjectionCheckpoint.objects.create(name="sku_demand")
+    ProjectionCheckpoint.objects.create(name="no_longer_defined")
+
+    # when
+    response = admin_client.get(reverse("admin:history_projectioncheckpoint_changelist"))
+
+    # then
+    assert response.status_code == 200
+    assert len(calls) == 1
+    rows = {c.name: c for c in response.context["cl"].result_list}
+    assert rows["order_snapshots"].lag.events_behind == 2
+    assert rows["order_snapshots"].lag.seconds_behind >= 0
+    assert rows["sku_demand"].lag.events_behind == 2
+    assert rows["no_longer_defined"].lag is None
+    content = response.content.decode()
+    assert "Events behind" in content
+    assert "Seconds behind" in content
+    assert '<td class="field-events_behind">2</td>' in content
+    assert '<td class="field-events_behind">—</td>' in content
+
+
+@pytest.mark.parametrize("app_model", SNAPSHOT_MODELS, ids=lambda m: m[1])
+def test_auditor_and_staff_can_view_snapshots(client, user_with_role, snapshots, app_model):
+    for role in ("auditor", "order_staff"):
+        # given
+        client.force_login(user_with_role(role))
+
+        # when
+        response = client.get(admin_url(app_model, "changelist"))
+
+        # then
+        assert response.status_code == 200, role
+
+
+def test_stock_ledger_and_stock_totals_admins_are_read_only(client, audit):
+    # given
+    from django.contrib.auth.models import User
+
+    from history.models import StockLedgerEntry
+    from inventory.services import location_create, stock_receive
+    from tests.factories import ProductFactory
+
+    product = ProductFactory(track_inventory=True)
+    location_create(code="ADM", name="Admin test")
+    stock_receive(sku=product.sku, location="ADM", quantity=5, audit=audit)
+    entry = StockLedgerEntry.objects.get()
+    admin_user = User.objects.create_superuser("root-stock", "r@example.com", "pw-123456789")
+    client.force_login(admin_user)
+
+    # when
+    listing = client.get("/admin/history/stockledgerentry/")
+    detail = client.get(f"/admin/history/stockledgerentry/{entry.pk}/change/")
+    delete = client.post(f"/admin/history/stockledgerentry/{entry.pk}/delete/", {"post": "yes"})
+    totals = client.get("/admin/history/skustocktotals/")
+
+    # then
+    assert listing.status_code == 200 and product.sku in listing.content.decode()
+    assert detail.status_code == 200
+    assert delete.status_code == 403
+    assert StockLedgerEntry.objects.count() == 1
+    assert totals.status_code == 200

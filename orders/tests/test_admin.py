@@ -12,8 +12,10 @@ from django.urls import reverse
 from config.errors import VersionConflict
 from history.audit import SYSTEM
 from history.models import OrderEventType, OrderLedgerEntry, OutboxEvent, Source
+from history.projector import projections_run
 from inventory.models import Product
 from orders import services
+from orders.admin import OrderAdmin
 from orders.models import Order, OrderLine, OrderStatus
 from orders.timeline import line_charts
 from tests.factories import CustomerFactory
@@ -342,10 +344,12 @@ def test_changelist_shows_totals_without_a_query_per_order(staff_client, make_or
     assert five_orders == one_order
 
 
+@pytest.mark.django_db(transaction=True)
 def test_changelist_searches_by_line_sku(staff_client, make_order, product, other_product):
     # given
     wanted = make_order(lines={other_product.sku: 4}, reference="WANTED")
     make_order(lines={product.sku: 9}, reference="OTHER")
+    projections_run()
 
     # when
     response = staff_client.get(reverse("admin:orders_order_changelist"), {"q": "SKU-2"})
@@ -354,6 +358,37 @@ def test_changelist_searches_by_line_sku(staff_client, make_order, product, othe
     assert response.status_code == 200
     assert [order.pk for order in response.context["cl"].result_list] == [wanted.pk]
     assert response.context["cl"].result_list[0].total_quantity == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changelist_total_comes_from_the_snapshot(staff_client, make_order, product, audit):
+    # given: two projected orders, one edited since, and one the projector has not seen
+    small = make_order(lines={product.sku: 3}, reference="SMALL")
+    large = make_order(lines={product.sku: 50}, reference="LARGE")
+    projections_run()
+    services.order_set_quantities(order_id=small.pk, quantities={product.sku: 5}, audit=audit)
+    projections_run()
+    unseen = make_order(lines={product.sku: 7}, reference="UNSEEN")
+    url = reverse("admin:orders_order_changelist")
+    total_column = OrderAdmin.list_display.index("total_quantity")
+
+    def totals(params: dict) -> list[tuple[int, int | None]]:
+        response = staff_client.get(url, params)
+        assert response.status_code == 200
+        return [(order.pk, order.total_quantity) for order in response.context["cl"].result_list]
+
+    # when
+    response = staff_client.get(url)
+    ascending = totals({"o": str(total_column + 1)})
+    descending = totals({"o": f"-{total_column + 1}"})
+
+    # then
+    content = response.content.decode()
+    assert '<td class="field-total_quantity">5</td>' in content
+    assert '<td class="field-total_quantity">50</td>' in content
+    assert '<td class="field-total_quantity">—</td>' in content
+    assert ascending == [(small.pk, 5), (large.pk, 50), (unseen.pk, None)]
+    assert [pk for pk, _ in descending] == [unseen.pk, large.pk, small.pk]
 
 
 def test_timeline_shows_every_ledger_row_and_a_chart(
