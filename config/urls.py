@@ -7,6 +7,7 @@ from config import health
 api_v1 = [
     path("", include("orders.urls")),
     path("", include("history.urls")),
+    path("", include("inventory.query_urls")),
     path("", include("inventory.urls")),
 ]
 

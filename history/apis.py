@@ -1,5 +1,3 @@
-import csv
-
 from django.http import StreamingHttpResponse
 from drf_orjson_renderer.renderers import ORJSONRenderer
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -9,6 +7,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.csv import csv_stream_response
 from config.api.pagination import OldestFirstPagination, TimelinePagination
 from history.filters import LedgerFilter, TimelineFilter
 from history.models import OrderLedgerEntry, SkuDailyAdjustments, SkuDemand
@@ -60,26 +59,8 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
         ]
 
 
-class _EchoBuffer:
-    def write(self, value):
-        return value
-
-
 def ledger_csv_response(queryset, filename: str) -> StreamingHttpResponse:
-    """Stream the rows with a server-side cursor, so an export of millions of rows keeps
-    memory flat."""
-    writer = csv.writer(_EchoBuffer())
-
-    def rows():
-        yield writer.writerow(CSV_COLUMNS)
-        for row in queryset.values_list(*CSV_COLUMNS).iterator(chunk_size=2000):
-            yield writer.writerow(
-                [value.isoformat() if hasattr(value, "isoformat") else value for value in row]
-            )
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return csv_stream_response(queryset, CSV_COLUMNS, filename)
 
 
 class _LedgerListApi(ListAPIView):

@@ -444,7 +444,7 @@ def _stock_totals_chunk_drift(chunk: list[dict], fields: tuple[str, ...]) -> Ite
         projected = totals.get(sku)
         if projected is None:
             if any(row[name] for name in fields):
-                yield StockDrift(sku, "totals", "no totals, but the levels have moved")
+                yield StockDrift(sku, "totals", "no totals, but the levels are not all zero")
             continue
         for name in fields:
             actual, expected = getattr(projected, name), row[name]

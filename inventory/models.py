@@ -55,8 +55,9 @@ class Location(models.Model):
 class StockLevel(models.Model):
     """Stock of one product at one location. `available` = on_hand - reserved.
 
-    `backorder` counts reserved units that were not on hand (products that allow
-    backorders); it is kept apart so that `reserved <= on_hand` always holds."""
+    `backorder` counts units promised but not on hand (products that allow backorders): the
+    backordered part of reservations, settled when they are confirmed, and the shortfall of
+    issues, filled from the next receipt. It is kept apart so `reserved <= on_hand` holds."""
 
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="stock_levels")
     location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="stock_levels")

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from config.errors import (
@@ -79,17 +79,20 @@ def location_create(
 
 
 def stock_receive(*, sku: str, location: str, quantity: int, audit: Audit) -> StockLevel:
+    """Add stock. Units still owed by earlier backordered issues are issued from it first."""
     _check_positive(quantity, "quantity")
     with transaction.atomic():
         level = _lock_place(sku, location)
+        owed = _owed_by_issues(level, quantity)
         moves = _Moves()
-        moves.add(level, M.RECEIVE, on_hand=quantity)
-        return moves.write_single(StockEventType.RECEIVED, audit)
+        moves.add(level, M.RECEIVE, on_hand=quantity - owed, backorder=-owed)
+        return moves.write_single(StockEventType.RECEIVED, audit, extra={"backorder_filled": owed})
 
 
 def stock_issue(*, sku: str, location: str, quantity: int, audit: Audit) -> StockLevel:
     """Remove available stock (reserved units cannot be issued). For a product that allows
-    backorders the part that is not available is recorded as backorder."""
+    backorders the part that is not available is recorded as backorder and filled from the
+    next receipt at this location."""
     _check_positive(quantity, "quantity")
     with transaction.atomic():
         level = _lock_place(sku, location)
@@ -170,7 +173,8 @@ def transfer_create(
             "A transfer needs two different locations.", field="to_location"
         )
     product = _product(sku)
-    source, destination = _location(from_location), _location(to_location)
+    source = _location(from_location, "from_location")
+    destination = _location(to_location, "to_location")
     with transaction.atomic():
         levels = _lock_levels(product, [source, destination])
         out, incoming = levels[source.pk], levels[destination.pk]
@@ -222,8 +226,13 @@ def _transfer_finish(transfer_id: int, audit: Audit, *, received: bool) -> Trans
         moves = _Moves()
         incoming = levels[transfer.to_location_id]
         if received:
+            owed = _owed_by_issues(incoming, transfer.quantity)
             moves.add(
-                incoming, M.TRANSFER_IN, in_transit=-transfer.quantity, on_hand=transfer.quantity
+                incoming,
+                M.TRANSFER_IN,
+                in_transit=-transfer.quantity,
+                on_hand=transfer.quantity - owed,
+                backorder=-owed,
             )
             transfer.status = TransferStatus.RECEIVED
         else:
@@ -400,6 +409,7 @@ class _Moves:
             level.backorder += move.backorder
             level.available = level.on_hand - level.reserved
             level.version += 1
+            level.updated_at = now
         StockLevel.objects.bulk_update(
             [m.level for m in moves],
             ["on_hand", "reserved", "in_transit", "backorder", "version", "updated_at"],
@@ -468,6 +478,22 @@ def _raise_low_crossings(levels: Iterable[StockLevel], audit: Audit, now: dateti
         StockLevel.objects.bulk_update(changed, ["is_low"])
 
 
+def _owed_by_issues(level: StockLevel, arriving: int) -> int:
+    """How many arriving units go straight out to fill backordered issues. The level's
+    backorder also counts backordered reservations; those are settled when confirmed."""
+    if not level.backorder:
+        return 0
+    by_reservations = (
+        ReservationAllocation.objects.filter(
+            location_id=level.location_id,
+            reservation__product_id=level.product_id,
+            reservation__status=ReservationStatus.ACTIVE,
+        ).aggregate(total=Sum("backordered"))["total"]
+        or 0
+    )
+    return min(arriving, level.backorder - by_reservations)
+
+
 def _check_positive(quantity: int, name: str) -> None:
     if not 0 < quantity <= MAX_STOCK_QUANTITY:
         raise DomainValidationError(
@@ -482,15 +508,15 @@ def _product(sku: str) -> Product:
     return product
 
 
-def _location(code: str) -> Location:
+def _location(code: str, field: str = "location") -> Location:
     location = Location.objects.filter(code=code).first()
     if location is None:
         raise DomainValidationError(
-            f"Unknown location: {code}.", field="location", code="unknown_location"
+            f"Unknown location: {code}.", field=field, code="unknown_location"
         )
     if not location.active:
         raise DomainValidationError(
-            f"Location {code} is not active.", field="location", code="inactive_location"
+            f"Location {code} is not active.", field=field, code="inactive_location"
         )
     return location
 

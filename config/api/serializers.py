@@ -17,25 +17,31 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-def parse_aware_datetime(value: str, *, name: str) -> datetime:
-    """ISO-8601 with an explicit offset; a naive or malformed value is a 400."""
+def _parse_aware(value: str) -> datetime:
     try:
         parsed = parse_datetime(value)
     except ValueError:
         parsed = None
     if parsed is None:
-        raise serializers.ValidationError(
-            {name: [f"{value!r} is not an ISO-8601 date-time, e.g. 2026-01-31T12:00:00Z."]}
-        )
+        raise ValueError(f"{value!r} is not an ISO-8601 date-time, e.g. 2026-01-31T12:00:00Z.")
     if parsed.tzinfo is None:
-        raise serializers.ValidationError(
-            {name: [f"{value!r} has no timezone; add Z or an offset such as +02:00."]}
-        )
+        raise ValueError(f"{value!r} has no timezone; add Z or an offset such as +02:00.")
     return parsed
+
+
+def parse_aware_datetime(value: str, *, name: str) -> datetime:
+    """ISO-8601 with an explicit offset; a naive or malformed value is a 400."""
+    try:
+        return _parse_aware(value)
+    except ValueError as exc:
+        raise serializers.ValidationError({name: [str(exc)]}, code="invalid") from exc
 
 
 class AwareDateTimeField(serializers.DateTimeField):
     def to_internal_value(self, value):
         if not isinstance(value, str):
             self.fail("invalid", format="ISO-8601 with a timezone")
-        return parse_aware_datetime(value, name=self.field_name)
+        try:
+            return _parse_aware(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc), code="invalid") from exc

@@ -8,6 +8,8 @@ from .base import *  # noqa: F403
 from .base import env
 
 RUN_ID = os.environ.setdefault("ORDERTRACK_TEST_RUN_ID", uuid.uuid4().hex[:12])
+# pytest-xdist workers share the run id but must not share broker names or cache keys.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 DATABASES = {
     "default": env.db("TEST_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/ordertrack")
@@ -20,7 +22,7 @@ CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": f"ordertrack-test-{RUN_ID}",
+        "KEY_PREFIX": f"ordertrack-test-{RUN_ID}-{WORKER}",
         "OPTIONS": {
             "SOCKET_CONNECT_TIMEOUT": 0.5,
             "SOCKET_TIMEOUT": 0.5,
@@ -31,7 +33,7 @@ CACHES = {
 
 CELERY_BROKER_URL = env("TEST_CELERY_BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672//")
 EVENT_BUS_URL = env("TEST_EVENT_BUS_URL", default="amqp://guest:guest@127.0.0.1:5672//")
-EVENT_EXCHANGE = f"ordertrack-test-{RUN_ID}.events"
+EVENT_EXCHANGE = f"ordertrack-test-{RUN_ID}-{WORKER}.events"
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_TASK_ALWAYS_EAGER = False
 

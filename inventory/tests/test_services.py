@@ -384,3 +384,20 @@ def test_the_expiry_task_releases_overdue_reservations(tracked, main, audit):
     # then
     assert expired == 1
     assert _numbers(tracked, main)[:3] == (3, 0, 3)
+
+
+def test_a_backordered_issue_is_filled_from_the_next_receipt(main, audit):
+    # given: 3 on hand, 5 issued, so 2 are owed; a reservation backorders 1 more
+    product = ProductFactory(track_inventory=True, allow_backorder=True)
+    stock_receive(sku=product.sku, location="MAIN", quantity=3, audit=audit)
+    stock_issue(sku=product.sku, location="MAIN", quantity=5, audit=audit)
+    reservation_create(sku=product.sku, quantity=1, audit=audit)
+    assert _numbers(product, main) == (0, 0, 0, 0, 3)
+
+    # when
+    stock_receive(sku=product.sku, location="MAIN", quantity=10, audit=audit)
+
+    # then: the 2 owed units leave at once; the reservation's backorder stays until confirm
+    assert _numbers(product, main) == (8, 0, 8, 0, 1)
+    row = StockLedgerEntry.objects.order_by("id").last()
+    assert (row.delta_on_hand, row.delta_backorder) == (8, -2)
