@@ -14,6 +14,7 @@ class ErrorCode(StrEnum):
     INSUFFICIENT_STOCK = "insufficient_stock"
     COUNT_BELOW_RESERVED = "count_below_reserved"
     RESERVATION_NOT_ACTIVE = "reservation_not_active"
+    RESERVATION_BELONGS_TO_ORDER = "reservation_belongs_to_order"
     TRANSFER_NOT_IN_TRANSIT = "transfer_not_in_transit"
     IDEMPOTENCY_IN_FLIGHT = "idempotency_key_in_flight"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
@@ -104,3 +105,8 @@ class ReservationNotActive(DomainError):
 class TransferNotInTransit(DomainError):
     code = ErrorCode.TRANSFER_NOT_IN_TRANSIT
     title = "Transfer is not in transit"
+
+
+class ReservationBelongsToOrder(DomainError):
+    code = ErrorCode.RESERVATION_BELONGS_TO_ORDER
+    title = "Reservation belongs to an order"

@@ -15,3 +15,13 @@ class Audit:
 
 
 SYSTEM = Audit(actor="system", source=Source.SYSTEM)
+
+
+def admin_audit(request, *, reason: str = "") -> Audit:
+    """The audit of a change made in the Django admin by the logged-in user."""
+    return Audit(
+        actor=request.user.get_username(),
+        source=Source.ADMIN,
+        reason=reason,
+        correlation_id=getattr(request, "correlation_id", ""),
+    )

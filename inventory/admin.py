@@ -1,14 +1,50 @@
-from django.contrib import admin
-from django.http import HttpRequest
+"""The inventory admin. Stock quantities are read-only here: every change is an admin
+action that calls `inventory.services` (with the user, the admin as source, and a reason),
+so it writes the same ledger rows and outbox events as the API. Auditors see everything
+and are offered no actions."""
 
-from inventory.models import Product
-from inventory.services import product_create
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+
+from config.errors import DomainError, DomainValidationError
+from history.audit import Audit, admin_audit
+from history.models import StockLedgerEntry
+from inventory import services
+from inventory.forms import (
+    AdjustForm,
+    CountForm,
+    ReasonForm,
+    ReceiveForm,
+    ThresholdsForm,
+    TransferForm,
+)
+from inventory.models import (
+    Location,
+    Product,
+    Reservation,
+    ReservationAllocation,
+    StockLevel,
+    Transfer,
+)
+from inventory.timeline import stock_chart, timeline_rows
+
+TOTALS_PAGE_SIZE = 100
 
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ("sku", "name", "track_inventory", "created_at")
-    list_filter = ("track_inventory",)
+    list_display = ("sku", "name", "track_inventory", "allow_backorder", "created_at")
+    list_filter = ("track_inventory", "allow_backorder")
     search_fields = ("sku", "name")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Product | None = None) -> tuple:
@@ -19,8 +55,630 @@ class ProductAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        product = product_create(sku=obj.sku, name=obj.name, track_inventory=obj.track_inventory)
-        obj.pk = product.pk
-        obj.created_at = product.created_at
-        obj._state.adding = False
-        obj._state.db = product._state.db
+        product = services.product_create(
+            sku=obj.sku,
+            name=obj.name,
+            track_inventory=obj.track_inventory,
+            allow_backorder=obj.allow_backorder,
+        )
+        _adopt(product, onto=obj)
+
+
+@admin.register(Location)
+class LocationAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "type", "priority", "active")
+    list_filter = ("type", "active")
+    search_fields = ("code", "name")
+    fields = ("code", "name", "type", "address", "priority", "active", "created_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Location | None = None) -> tuple:
+        # Ledger rows and the services address a location by its code.
+        return ("code", "created_at") if obj else ("created_at",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Location | None = None) -> bool:
+        return False  # the ledger refers to it; deactivate it instead
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as exc:
+            self.message_user(request, f"Nothing was saved: {exc.detail}", messages.ERROR)
+        return HttpResponseRedirect(request.get_full_path())
+
+    def save_model(self, request: HttpRequest, obj: Location, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        location = services.location_create(
+            code=obj.code,
+            name=obj.name,
+            type=obj.type,
+            address=obj.address,
+            active=obj.active,
+            priority=obj.priority,
+        )
+        _adopt(location, onto=obj)
+
+
+def _adopt(saved, *, onto) -> None:
+    """The admin's log entry and redirect use its own instance, not the service's."""
+    onto.pk = saved.pk
+    onto.created_at = saved.created_at
+    onto._state.adding = False
+    onto._state.db = saved._state.db
+
+
+class _ServiceActionsAdmin(admin.ModelAdmin):
+    """Nothing is added, changed or deleted through a form: change permission only unlocks
+    the actions, which call the services. Each action asks for its input (always a reason)
+    on an intermediate page, then runs once per selected row in the row's own transaction:
+    a refused row is reported and writes nothing, the others go ahead."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        # Without this, an action posted by a read-only user would just be ignored.
+        posted_action = request.method == "POST" and "action" in request.POST
+        if posted_action and not self.has_change_permission(request):
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    def describe(self, obj) -> str:
+        return str(obj)
+
+    def action_page(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet,
+        *,
+        action: str,
+        form_class: type[ReasonForm],
+        intro: str,
+        run: Callable[[Any, dict, Audit], str],
+        done: Callable[[int], str],
+    ) -> HttpResponse | None:
+        """The intermediate page of an action (like Django's delete confirmation): shows
+        the selected rows and the form; once the form is valid, `run` each row with the
+        cleaned data and report. `run` returns a short note of what it did."""
+        items = list(queryset.order_by("pk"))
+        form = form_class(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            audit = admin_audit(request, reason=form.cleaned_data["reason"])
+            notes = []
+            for item in items:
+                try:
+                    notes.append(run(item, form.cleaned_data, audit))
+                except DomainError as exc:
+                    self.message_user(
+                        request,
+                        f"{self.describe(item)}: nothing was written. {exc.detail}",
+                        messages.ERROR,
+                    )
+            if notes:
+                self.message_user(
+                    request, f"{done(len(notes))}: {'; '.join(notes)}.", messages.SUCCESS
+                )
+            return None
+        opts = self.opts
+        context = {
+            **self.admin_site.each_context(request),
+            "title": getattr(self, action).short_description,
+            "intro": intro,
+            "opts": opts,
+            "form": form,
+            "action": action,
+            "items": [(item, self.describe(item)) for item in items],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media + form.media,
+            "cancel_url": request.get_full_path(),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request,
+            [
+                f"admin/{opts.app_label}/{opts.model_name}/action_form.html",
+                f"admin/{opts.app_label}/action_form.html",
+            ],
+            context,
+        )
+
+
+class LowStockFilter(admin.SimpleListFilter):
+    title = "low stock"
+    parameter_name = "low"
+
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+        return [("yes", "Available ≤ reorder point"), ("no", "Above reorder point")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[StockLevel]):
+        if self.value() == "yes":
+            return queryset.filter(available__lte=F("reorder_point"))
+        if self.value() == "no":
+            return queryset.filter(available__gt=F("reorder_point"))
+        return queryset
+
+
+def _place(level: StockLevel) -> str:
+    return f"{level.product.sku}@{level.location.code}"
+
+
+@admin.register(StockLevel)
+class StockLevelAdmin(_ServiceActionsAdmin):
+    list_display = (
+        "sku",
+        "location",
+        "on_hand",
+        "reserved",
+        "available",
+        "in_transit",
+        "backorder",
+        "reorder_point",
+        "safety_stock",
+        "is_low",
+        "version",
+        "timeline_link",
+    )
+    list_display_links = ("sku",)
+    list_filter = (LowStockFilter, "location", ("product", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("product", "location")
+    search_fields = ("product__sku",)
+    search_help_text = "Search by sku."
+    fields = (
+        "product",
+        "location",
+        "on_hand",
+        "reserved",
+        "available",
+        "in_transit",
+        "backorder",
+        "reorder_point",
+        "safety_stock",
+        "is_low",
+        "version",
+        "updated_at",
+    )
+    readonly_fields = fields
+    actions = (
+        "receive_stock",
+        "adjust_stock",
+        "count_stock",
+        "transfer_stock",
+        "set_thresholds",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[StockLevel]:
+        return super().get_queryset(request).select_related("product", "location")
+
+    def describe(self, level: StockLevel) -> str:
+        return _place(level)
+
+    @admin.display(description="sku", ordering="product__sku")
+    def sku(self, level: StockLevel) -> str:
+        return level.product.sku
+
+    @admin.display(description="timeline")
+    def timeline_link(self, level: StockLevel) -> str:
+        url = reverse("admin:inventory_stocklevel_timeline", args=[level.pk])
+        return format_html('<a href="{}">Timeline</a>', url)
+
+    # --- Actions ------------------------------------------------------------------------
+
+    @admin.action(description="Receive stock", permissions=["change"])
+    def receive_stock(self, request: HttpRequest, queryset: QuerySet[StockLevel]):
+        def run(level: StockLevel, data: dict, audit: Audit) -> str:
+            level = services.stock_receive(
+                sku=level.product.sku,
+                location=level.location.code,
+                quantity=data["quantity"],
+                audit=audit,
+            )
+            return f"{_place(level)} on hand {level.on_hand}"
+
+        return self.action_page(
+            request,
+            queryset,
+            action="receive_stock",
+            form_class=ReceiveForm,
+            intro="Add units to on hand at each stock level below.",
+            run=run,
+            done=lambda n: f"Received stock at {n} stock level(s)",
+        )
+
+    @admin.action(description="Adjust stock (±)", permissions=["change"])
+    def adjust_stock(self, request: HttpRequest, queryset: QuerySet[StockLevel]):
+        def run(level: StockLevel, data: dict, audit: Audit) -> str:
+            level = services.stock_adjust(
+                sku=level.product.sku,
+                location=level.location.code,
+                delta=data["delta"],
+                audit=audit,
+            )
+            return f"{_place(level)} on hand {level.on_hand}"
+
+        return self.action_page(
+            request,
+            queryset,
+            action="adjust_stock",
+            form_class=AdjustForm,
+            intro="Correct on hand by the same amount at each stock level below.",
+            run=run,
+            done=lambda n: f"Adjusted stock at {n} stock level(s)",
+        )
+
+    @admin.action(description="Count stock", permissions=["change"])
+    def count_stock(self, request: HttpRequest, queryset: QuerySet[StockLevel]):
+        def run(level: StockLevel, data: dict, audit: Audit) -> str:
+            before = level.on_hand
+            level = services.stock_count(
+                sku=level.product.sku,
+                location=level.location.code,
+                counted=data["counted"],
+                audit=audit,
+            )
+            return f"{_place(level)} on hand {before} → {level.on_hand}"
+
+        return self.action_page(
+            request,
+            queryset,
+            action="count_stock",
+            form_class=CountForm,
+            intro="Record a physical count: on hand becomes the counted number at each stock "
+            "level below, and the difference is recorded as a count.",
+            run=run,
+            done=lambda n: f"Counted stock at {n} stock level(s)",
+        )
+
+    @admin.action(description="Transfer stock", permissions=["change"])
+    def transfer_stock(self, request: HttpRequest, queryset: QuerySet[StockLevel]):
+        def run(level: StockLevel, data: dict, audit: Audit) -> str:
+            destination = data["to_location"]
+            transfer = services.transfer_create(
+                sku=level.product.sku,
+                from_location=level.location.code,
+                to_location=destination.code,
+                quantity=data["quantity"],
+                audit=audit,
+            )
+            return f"{_place(level)} → {destination.code}: transfer #{transfer.pk}"
+
+        return self.action_page(
+            request,
+            queryset,
+            action="transfer_stock",
+            form_class=TransferForm,
+            intro="Ship units from each stock level below to another location. They leave "
+            "on hand at once and are in transit at the destination until the transfer is "
+            "received.",
+            run=run,
+            done=lambda n: f"Shipped {n} transfer(s)",
+        )
+
+    @admin.action(description="Set reorder point / safety stock", permissions=["change"])
+    def set_thresholds(self, request: HttpRequest, queryset: QuerySet[StockLevel]):
+        def run(level: StockLevel, data: dict, audit: Audit) -> str:
+            before = (level.reorder_point, level.safety_stock)
+            level = services.stock_set_thresholds(
+                sku=level.product.sku,
+                location=level.location.code,
+                reorder_point=data["reorder_point"],
+                safety_stock=data["safety_stock"],
+                audit=audit,
+            )
+            # Thresholds have no ledger; the admin log keeps who changed them and why.
+            self.log_change(
+                request,
+                level,
+                f"Reorder point {before[0]} → {level.reorder_point}, safety stock "
+                f"{before[1]} → {level.safety_stock}. Reason: {audit.reason}",
+            )
+            return f"{_place(level)} {level.reorder_point}/{level.safety_stock}"
+
+        return self.action_page(
+            request,
+            queryset,
+            action="set_thresholds",
+            form_class=ThresholdsForm,
+            intro="Set the reorder point and safety stock of each stock level below.",
+            run=run,
+            done=lambda n: f"Set reorder point / safety stock of {n} stock level(s)",
+        )
+
+    # --- Extra pages --------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        info = f"{self.opts.app_label}_{self.opts.model_name}"
+        return [
+            path(
+                "totals/",
+                self.admin_site.admin_view(self.totals_view),
+                name=f"{info}_totals",
+            ),
+            path(
+                "<path:object_id>/timeline/",
+                self.admin_site.admin_view(self.timeline_view),
+                name=f"{info}_timeline",
+            ),
+            *super().get_urls(),
+        ]
+
+    def timeline_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Every ledger row of one (product, location), oldest first, with a chart."""
+        level = self.get_object(request, unquote(object_id))
+        if level is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, level):
+            raise PermissionDenied
+        entries = list(
+            StockLedgerEntry.objects.filter(
+                product_id=level.product_id, location_id=level.location_id
+            ).order_by("version")
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Stock timeline of {_place(level)}",
+            "opts": self.opts,
+            "original": level,
+            "place": _place(level),
+            "rows": timeline_rows(entries),
+            "chart": stock_chart(entries),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/inventory/stocklevel/timeline.html", context)
+
+    def totals_view(self, request: HttpRequest) -> HttpResponse:
+        """Stock per product summed over its locations, in one GROUP BY query per page (the
+        page fetches one row more than it shows instead of counting)."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        levels = StockLevel.objects.all()
+        location = request.GET.get("location", "").strip()
+        if location:
+            levels = levels.filter(location__code=location)
+        query = request.GET.get("q", "").strip()
+        if query:
+            levels = levels.filter(product__sku__icontains=query)
+        try:
+            page = max(1, int(request.GET.get("p", "1")))
+        except ValueError:
+            page = 1
+        start = (page - 1) * TOTALS_PAGE_SIZE
+        totals = list(
+            levels.values("product_id", "product__sku", "product__name")
+            .annotate(
+                locations=Count("id"),
+                total_on_hand=Sum("on_hand"),
+                total_reserved=Sum("reserved"),
+                total_available=Sum("available"),
+                total_in_transit=Sum("in_transit"),
+                total_backorder=Sum("backorder"),
+                low_locations=Count("id", filter=Q(is_low=True)),
+            )
+            .order_by("product__sku")[start : start + TOTALS_PAGE_SIZE + 1]
+        )
+        changelist = reverse("admin:inventory_stocklevel_changelist")
+        for row in totals:
+            row["levels_url"] = f"{changelist}?product__id__exact={row['product_id']}"
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Stock totals per product",
+            "opts": self.opts,
+            "totals": totals[:TOTALS_PAGE_SIZE],
+            "page": page,
+            "has_next": len(totals) > TOTALS_PAGE_SIZE,
+            "location": location,
+            "query": query,
+            "locations": Location.objects.order_by("priority", "code").values_list(
+                "code", flat=True
+            ),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/inventory/stocklevel/totals.html", context)
+
+
+class ReservationAllocationInline(admin.TabularInline):
+    model = ReservationAllocation
+    fields = ("location", "quantity", "backordered")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ReservationAllocation]:
+        return super().get_queryset(request).select_related("location")
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Allocations are part of the reservation: whoever may see it sees them.
+        return request.user.has_perm("inventory.view_reservation") or request.user.has_perm(
+            "inventory.change_reservation"
+        )
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Reservation)
+class ReservationAdmin(_ServiceActionsAdmin):
+    list_display = (
+        "id",
+        "sku",
+        "quantity",
+        "status",
+        "expires_at",
+        "reference",
+        "order_link",
+        "created_at",
+    )
+    list_filter = ("status", ("product", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("product", "order")
+    search_fields = ("reference", "product__sku")
+    search_help_text = "Search by reference or sku."
+    fields = (
+        "product",
+        "quantity",
+        "status",
+        "expires_at",
+        "reference",
+        "order",
+        "version",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+    inlines = (ReservationAllocationInline,)
+    actions = ("confirm_reservations", "cancel_reservations")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Reservation]:
+        return super().get_queryset(request).select_related("product", "order")
+
+    def describe(self, reservation: Reservation) -> str:
+        return (
+            f"Reservation #{reservation.pk} ({reservation.quantity} of "
+            f"{reservation.product.sku}, {reservation.get_status_display().lower()})"
+        )
+
+    @admin.display(description="sku", ordering="product__sku")
+    def sku(self, reservation: Reservation) -> str:
+        return reservation.product.sku
+
+    @admin.display(description="order", ordering="order_id")
+    def order_link(self, reservation: Reservation) -> str:
+        if reservation.order_id is None:
+            return "-"
+        url = reverse("admin:orders_order_change", args=[reservation.order_id])
+        return format_html('<a href="{}">{}</a>', url, reservation.order)
+
+    @staticmethod
+    def _not_an_order_reservation(reservation: Reservation) -> None:
+        # The order keeps its own reservations in step with its lines; confirming or
+        # cancelling them behind its back would leave the two disagreeing.
+        if reservation.order_id is not None:
+            raise DomainValidationError(
+                f"It belongs to order #{reservation.order_id}; fulfil or cancel the order instead."
+            )
+
+    @admin.action(description="Confirm selected reservations", permissions=["change"])
+    def confirm_reservations(self, request: HttpRequest, queryset: QuerySet[Reservation]):
+        def run(reservation: Reservation, data: dict, audit: Audit) -> str:
+            self._not_an_order_reservation(reservation)
+            services.reservation_confirm(reservation_id=reservation.pk, audit=audit)
+            return f"#{reservation.pk}"
+
+        return self.action_page(
+            request,
+            queryset,
+            action="confirm_reservations",
+            form_class=ReasonForm,
+            intro="Confirm (consume) each reservation below: its units leave on hand.",
+            run=run,
+            done=lambda n: f"Confirmed {n} reservation(s)",
+        )
+
+    @admin.action(description="Cancel selected reservations", permissions=["change"])
+    def cancel_reservations(self, request: HttpRequest, queryset: QuerySet[Reservation]):
+        def run(reservation: Reservation, data: dict, audit: Audit) -> str:
+            self._not_an_order_reservation(reservation)
+            services.reservation_cancel(reservation_id=reservation.pk, audit=audit)
+            return f"#{reservation.pk}"
+
+        return self.action_page(
+            request,
+            queryset,
+            action="cancel_reservations",
+            form_class=ReasonForm,
+            intro="Cancel each reservation below: its units become available again.",
+            run=run,
+            done=lambda n: f"Cancelled {n} reservation(s)",
+        )
+
+
+@admin.register(Transfer)
+class TransferAdmin(_ServiceActionsAdmin):
+    list_display = (
+        "id",
+        "sku",
+        "from_location",
+        "to_location",
+        "quantity",
+        "status",
+        "reason",
+        "created_at",
+        "updated_at",
+    )
+    list_filter = ("status", "from_location", "to_location")
+    list_select_related = ("product", "from_location", "to_location")
+    search_fields = ("product__sku",)
+    search_help_text = "Search by sku."
+    fields = (
+        "product",
+        "from_location",
+        "to_location",
+        "quantity",
+        "status",
+        "reason",
+        "version",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+    actions = ("receive_transfers", "cancel_transfers")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Transfer]:
+        return (
+            super().get_queryset(request).select_related("product", "from_location", "to_location")
+        )
+
+    def describe(self, transfer: Transfer) -> str:
+        return (
+            f"Transfer #{transfer.pk} ({transfer.quantity} of {transfer.product.sku}, "
+            f"{transfer.from_location.code} → {transfer.to_location.code}, "
+            f"{transfer.get_status_display().lower()})"
+        )
+
+    @admin.display(description="sku", ordering="product__sku")
+    def sku(self, transfer: Transfer) -> str:
+        return transfer.product.sku
+
+    @admin.action(description="Receive selected transfers", permissions=["change"])
+    def receive_transfers(self, request: HttpRequest, queryset: QuerySet[Transfer]):
+        def run(transfer: Transfer, data: dict, audit: Audit) -> str:
+            services.transfer_receive(transfer_id=transfer.pk, audit=audit)
+            return f"#{transfer.pk}"
+
+        return self.action_page(
+            request,
+            queryset,
+            action="receive_transfers",
+            form_class=ReasonForm,
+            intro="Receive each transfer below: its units move from in transit to on hand at "
+            "the destination.",
+            run=run,
+            done=lambda n: f"Received {n} transfer(s)",
+        )
+
+    @admin.action(description="Cancel selected transfers", permissions=["change"])
+    def cancel_transfers(self, request: HttpRequest, queryset: QuerySet[Transfer]):
+        def run(transfer: Transfer, data: dict, audit: Audit) -> str:
+            services.transfer_cancel(transfer_id=transfer.pk, audit=audit)
+            return f"#{transfer.pk}"
+
+        return self.action_page(
+            request,
+            queryset,
+            action="cancel_transfers",
+            form_class=ReasonForm,
+            intro="Cancel each transfer below: its units return to on hand at the source.",
+            run=run,
+            done=lambda n: f"Cancelled {n} transfer(s)",
+        )

@@ -100,7 +100,7 @@ class StockLevel(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.product_id}@{self.location_id}: {self.on_hand}/{self.reserved}"
+        return f"{self.product.sku}@{self.location.code}"
 
 
 class ReservationStatus(models.TextChoices):
@@ -148,7 +148,7 @@ class Reservation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"reservation {self.pk}: {self.quantity} of {self.product_id} ({self.status})"
+        return f"reservation {self.pk}: {self.quantity} of {self.product.sku} ({self.status})"
 
 
 class ReservationAllocation(models.Model):

@@ -19,6 +19,7 @@ from config.errors import (
     DomainValidationError,
     InsufficientStock,
     NotFound,
+    ReservationBelongsToOrder,
     ReservationNotActive,
     TransferNotInTransit,
 )
@@ -568,6 +569,13 @@ def _lock_active_reservation(reservation_id: int) -> Reservation:
         raise NotFound(f"Reservation {reservation_id} does not exist.")
     if reservation.status != ReservationStatus.ACTIVE:
         raise ReservationNotActive(f"Reservation {reservation_id} is already {reservation.status}.")
+    if reservation.order_id is not None:
+        # Settling it behind the order's back would leave order and stock disagreeing.
+        raise ReservationBelongsToOrder(
+            f"Reservation {reservation_id} holds stock for order {reservation.order_id}; "
+            "fulfil or cancel the order instead.",
+            order=reservation.order_id,
+        )
     return reservation
 
 

@@ -7,8 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from config.errors import DomainError, VersionConflict
-from history.audit import Audit
-from history.models import Source
+from history.audit import admin_audit
 from history.selectors import order_timeline
 from orders import services
 from orders.forms import OrderAdminForm, OrderLineForm, OrderLineFormSet, stale_order_message
@@ -17,15 +16,6 @@ from orders.timeline import line_charts
 
 CANCEL_REASON = "Cancelled in admin"
 FULFIL_REASON = "Fulfilled in admin"
-
-
-def admin_audit(request: HttpRequest, *, reason: str = "") -> Audit:
-    return Audit(
-        actor=request.user.get_username(),
-        source=Source.ADMIN,
-        reason=reason,
-        correlation_id=getattr(request, "correlation_id", ""),
-    )
 
 
 @admin.register(Customer)

@@ -401,3 +401,19 @@ def test_a_backordered_issue_is_filled_from_the_next_receipt(main, audit):
     assert _numbers(product, main) == (8, 0, 8, 0, 1)
     row = StockLedgerEntry.objects.order_by("id").last()
     assert (row.delta_on_hand, row.delta_backorder) == (8, -2)
+
+
+def test_an_order_reservation_cannot_be_settled_behind_the_order(tracked, main, audit):
+    # given
+    from config.errors import ReservationBelongsToOrder
+
+    stock_receive(sku=tracked.sku, location="MAIN", quantity=5, audit=audit)
+    order = order_create(customer_id=None, reference="", lines={tracked.sku: 2}, audit=audit)
+    reservation = Reservation.objects.get(order=order)
+
+    # when / then
+    with pytest.raises(ReservationBelongsToOrder):
+        reservation_confirm(reservation_id=reservation.pk, audit=audit)
+    with pytest.raises(ReservationBelongsToOrder):
+        reservation_cancel(reservation_id=reservation.pk, audit=audit)
+    assert _numbers(tracked, main)[:3] == (5, 2, 3)

@@ -7,9 +7,17 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
-from history.models import OrderLedgerEntry, OutboxEvent
+from history.models import OrderLedgerEntry, OutboxEvent, StockLedgerEntry, StockMovementType
 from history.selectors import order_replay, order_timeline
-from inventory.models import Product
+from inventory.models import (
+    Location,
+    Product,
+    Reservation,
+    ReservationStatus,
+    StockLevel,
+    Transfer,
+    TransferStatus,
+)
 from orders.models import Customer, Order, OrderLine, OrderStatus
 
 pytestmark = pytest.mark.django_db
@@ -75,7 +83,9 @@ def test_seed_demo_runs_twice_without_duplicating():
         Customer.objects.count(),
         Product.objects.count(),
         Order.objects.count(),
+        Location.objects.count(),
         OrderLedgerEntry.objects.count(),
+        StockLedgerEntry.objects.count(),
         OutboxEvent.objects.count(),
     )
 
@@ -84,12 +94,14 @@ def test_seed_demo_runs_twice_without_duplicating():
 
     # then
     assert "already present" in output
-    assert counts[:3] == (3, 6, 8)
+    assert counts[:4] == (3, 6, 8, 3)
     assert counts == (
         Customer.objects.count(),
         Product.objects.count(),
         Order.objects.count(),
+        Location.objects.count(),
         OrderLedgerEntry.objects.count(),
+        StockLedgerEntry.objects.count(),
         OutboxEvent.objects.count(),
     )
 
@@ -131,6 +143,74 @@ def test_seed_demo_records_the_documented_adjustments():
         ("GADGET-200", 40, 35, -5, "demo", "system"),
     ]
     assert Order.objects.get(reference="DEMO-1002").status == OrderStatus.CANCELLED
+    assert Order.objects.get(reference="DEMO-1007").status == OrderStatus.FULFILLED
+
+
+def test_seed_demo_creates_locations_and_stock_for_the_orders():
+    # when
+    run("seed_demo")
+
+    # then
+    assert list(Location.objects.values_list("code", "type", "priority")) == [
+        ("WH-MAIN", "warehouse", 10),
+        ("WH-EAST", "warehouse", 20),
+        ("STORE-1", "store", 30),
+    ]
+    assert Product.objects.filter(track_inventory=True).count() == 6
+    widgets = {
+        level.location.code: (level.on_hand, level.reserved)
+        for level in StockLevel.objects.filter(product__sku="WIDGET-100").select_related("location")
+    }
+    # 150 + 80 received, 10 moved to the store; DEMO-1001 (120) and DEMO-1004 (30) hold all
+    # of WH-MAIN, and the fulfilled DEMO-1007 took its 10 from WH-EAST.
+    assert widgets == {"WH-MAIN": (150, 150), "WH-EAST": (60, 0), "STORE-1": (10, 0)}
+    crates = StockLevel.objects.get(product__sku="CRATE-EU", location__code="WH-MAIN")
+    assert (crates.on_hand, crates.reserved, crates.reorder_point, crates.is_low) == (
+        38,
+        18,
+        25,
+        True,
+    )
+    assert OutboxEvent.objects.filter(event_type="stock.low").exists()
+    in_transit = Transfer.objects.get(status=TransferStatus.IN_TRANSIT)
+    assert (in_transit.product.sku, in_transit.quantity) == ("CABLE-USB-C", 20)
+    assert set(Transfer.objects.values_list("status", flat=True)) == set(TransferStatus)
+    hold = Reservation.objects.get(reference="DEMO-HOLD-1")
+    assert hold.status == ReservationStatus.ACTIVE and hold.expires_at is not None
+    assert set(StockLedgerEntry.objects.values_list("movement", flat=True)) == set(
+        StockMovementType
+    )
+
+
+def test_seed_demo_stock_ledger_replays_to_every_stock_level():
+    # when
+    run("seed_demo")
+
+    # then
+    levels = StockLevel.objects.select_related("product", "location")
+    assert levels.count() == 14
+    for level in levels:
+        entries = list(
+            StockLedgerEntry.objects.filter(
+                product=level.product, location=level.location
+            ).order_by("version")
+        )
+        place = f"{level.product.sku}@{level.location.code}"
+        assert entries, place
+        assert [e.version for e in entries] == list(range(1, level.version + 1)), place
+        replayed = tuple(
+            sum(getattr(e, f"delta_{name}") for e in entries)
+            for name in ("on_hand", "reserved", "in_transit", "backorder")
+        )
+        current = (level.on_hand, level.reserved, level.in_transit, level.backorder)
+        assert replayed == current, place
+        last = entries[-1]
+        assert (
+            last.on_hand_after,
+            last.reserved_after,
+            last.in_transit_after,
+            last.backorder_after,
+        ) == current, place
 
 
 def test_seed_demo_creates_an_admin_superuser_with_the_printed_password():
