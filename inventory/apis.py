@@ -1,20 +1,69 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+"""Thin HTTP callers of inventory.services: parse, call one service, render. Every write
+accepts Idempotency-Key; unknown skus and locations are field errors (400), a take beyond
+what is available is 409 `insufficient_stock` with `available` in the body."""
+
+from datetime import timedelta
+
+import django_filters
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.common import IDEMPOTENCY_KEY, audit_from, validated
+from config.api.conditional import etag
+from config.api.fields import StrictIntegerField
 from config.api.idempotency import IdempotentMixin
-from config.api.serializers import StrictSerializer
-from inventory.models import SKU_PATTERN, Product
+from config.api.serializers import AwareDateTimeField, StrictSerializer
+from config.errors import NotFound
+from inventory import services
+from inventory.models import (
+    CODE_PATTERN,
+    MAX_STOCK_QUANTITY,
+    SKU_PATTERN,
+    Location,
+    LocationType,
+    Product,
+    Reservation,
+    ReservationAllocation,
+    ReservationStatus,
+    StockLevel,
+    Transfer,
+    TransferStatus,
+)
 from inventory.selectors import product_get, product_list
-from inventory.services import product_create
+
+MAX_RESERVATION_TTL_SECONDS = 7 * 24 * 60 * 60
+
+
+def _sku_field():
+    return serializers.CharField(max_length=64)
+
+
+def _location_field(**kwargs):
+    return serializers.CharField(max_length=32, **kwargs)
+
+
+def _quantity_field():
+    return StrictIntegerField(min_value=1, max_value=MAX_STOCK_QUANTITY)
+
+
+def _reason_field(*, required: bool = True):
+    if required:
+        return serializers.CharField(max_length=500)
+    return serializers.CharField(max_length=500, allow_blank=True, required=False)
+
+
+# --- Products -------------------------------------------------------------------------------
 
 
 class ProductOutput(serializers.ModelSerializer):
     class Meta:
         model = Product
-        fields = ["id", "sku", "name", "track_inventory", "created_at"]
+        fields = ["id", "sku", "name", "track_inventory", "allow_backorder", "created_at"]
 
 
 class ProductListCreateApi(IdempotentMixin, ListAPIView):
@@ -25,6 +74,7 @@ class ProductListCreateApi(IdempotentMixin, ListAPIView):
         sku = serializers.RegexField(SKU_PATTERN, max_length=64)
         name = serializers.CharField(max_length=200)
         track_inventory = serializers.BooleanField(default=True)
+        allow_backorder = serializers.BooleanField(default=False)
 
     def get_queryset(self):
         return product_list()
@@ -33,19 +83,11 @@ class ProductListCreateApi(IdempotentMixin, ListAPIView):
         operation_id="products_create",
         request=InputSerializer,
         responses={201: ProductOutput},
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                description="Retry-safe key: the same key and body replay the first response.",
-            )
-        ],
+        parameters=[IDEMPOTENCY_KEY],
     )
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        product = product_create(**serializer.validated_data)
+        data = validated(self.InputSerializer, request)
+        product = services.product_create(**data)
         return Response(ProductOutput(product).data, status=status.HTTP_201_CREATED)
 
 
@@ -53,3 +95,537 @@ class ProductDetailApi(APIView):
     @extend_schema(operation_id="products_retrieve", responses={200: ProductOutput})
     def get(self, request, sku: str):
         return Response(ProductOutput(product_get(sku=sku)).data)
+
+
+# --- Locations ------------------------------------------------------------------------------
+
+
+class LocationOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Location
+        fields = ["id", "code", "name", "type", "address", "active", "priority", "created_at"]
+
+
+class LocationFilter(django_filters.FilterSet):
+    active = django_filters.TypedChoiceFilter(
+        choices=[("true", "true"), ("false", "false")], coerce=lambda value: value == "true"
+    )
+    type = django_filters.ChoiceFilter(choices=LocationType.choices)
+
+    class Meta:
+        model = Location
+        fields = []
+
+
+class LocationListCreateApi(IdempotentMixin, ListAPIView):
+    serializer_class = LocationOutput
+    filterset_class = LocationFilter
+
+    class InputSerializer(StrictSerializer):
+        code = serializers.RegexField(CODE_PATTERN, max_length=32)
+        name = serializers.CharField(max_length=200)
+        type = serializers.ChoiceField(choices=LocationType.choices, default=LocationType.WAREHOUSE)
+        address = serializers.CharField(max_length=1000, allow_blank=True, required=False)
+        active = serializers.BooleanField(default=True)
+        priority = StrictIntegerField(
+            min_value=0,
+            max_value=1_000_000,
+            required=False,
+            help_text="Allocation order: lower numbers are reserved from first (default 100).",
+        )
+
+    def get_queryset(self):
+        return Location.objects.order_by("-id")
+
+    @extend_schema(operation_id="locations_list")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="locations_create",
+        request=InputSerializer,
+        responses={201: LocationOutput},
+        parameters=[IDEMPOTENCY_KEY],
+    )
+    def post(self, request):
+        data = validated(self.InputSerializer, request)
+        location = services.location_create(**data)
+        return Response(
+            LocationOutput(location).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/api/v1/locations/{location.code}/"},
+        )
+
+
+class LocationDetailApi(APIView):
+    @extend_schema(operation_id="locations_retrieve", responses={200: LocationOutput})
+    def get(self, request, code: str):
+        location = Location.objects.filter(code=code).first()
+        if location is None:
+            raise NotFound(f"Location {code} does not exist.")
+        return Response(LocationOutput(location).data)
+
+
+# --- Stock at one place ---------------------------------------------------------------------
+
+
+class StockLevelOutput(serializers.ModelSerializer):
+    sku = serializers.CharField(source="product.sku")
+    location = serializers.CharField(source="location.code")
+    available = serializers.IntegerField()
+
+    class Meta:
+        model = StockLevel
+        fields = [
+            "sku",
+            "location",
+            "on_hand",
+            "reserved",
+            "available",
+            "in_transit",
+            "backorder",
+            "reorder_point",
+            "safety_stock",
+            "version",
+            "is_low",
+        ]
+
+
+def stock_level_response(level: StockLevel) -> Response:
+    return Response(StockLevelOutput(level).data, headers={"ETag": etag(level.version)})
+
+
+class StockReceiveApi(IdempotentMixin, APIView):
+    class InputSerializer(StrictSerializer):
+        sku = _sku_field()
+        location = _location_field()
+        quantity = _quantity_field()
+        reason = _reason_field()
+
+    @extend_schema(
+        operation_id="stock_receive",
+        request=InputSerializer,
+        responses={200: StockLevelOutput},
+        parameters=[IDEMPOTENCY_KEY],
+        description="Goods arrived: on_hand rises by quantity.",
+    )
+    def post(self, request):
+        data = validated(self.InputSerializer, request)
+        level = services.stock_receive(
+            sku=data["sku"],
+            location=data["location"],
+            quantity=data["quantity"],
+            audit=audit_from(request, data["reason"]),
+        )
+        return stock_level_response(level)
+
+
+class StockIssueApi(IdempotentMixin, APIView):
+    class InputSerializer(StrictSerializer):
+        sku = _sku_field()
+        location = _location_field()
+        quantity = _quantity_field()
+        reason = _reason_field()
+
+    @extend_schema(
+        operation_id="stock_issue",
+        request=InputSerializer,
+        responses={200: StockLevelOutput},
+        parameters=[IDEMPOTENCY_KEY],
+        description=(
+            "Goods left without a reservation: on_hand drops by quantity. Only available "
+            "units can be issued (409 `insufficient_stock` otherwise), unless the product "
+            "allows backorders."
+        ),
+    )
+    def post(self, request):
+        data = validated(self.InputSerializer, request)
+        level = services.stock_issue(
+            sku=data["sku"],
+            location=data["location"],
+            quantity=data["quantity"],
+            audit=audit_from(request, data["reason"]),
+        )
+        return stock_level_response(level)
+
+
+class StockAdjustApi(IdempotentMixin, APIView):
+    class InputSerializer(StrictSerializer):
+        sku = _sku_field()
+        location = _location_field()
+        delta = StrictIntegerField(min_value=-MAX_STOCK_QUANTITY, max_value=MAX_STOCK_QUANTITY)
+        reason = _reason_field()
+
+    @extend_schema(
+        operation_id="stock_adjust",
+        request=InputSerializer,
+        responses={200: StockLevelOutput},
+        parameters=[IDEMPOTENCY_KEY],
+        description="Correct on_hand by a signed, non-zero delta (damage, found stock).",
+    )
+    def post(self, request):
+        data = validated(self.InputSerializer, request)
+        level = services.stock_adjust(
+            sku=data["sku"],
+            location=data["location"],
+            delta=data["delta"],
+            audit=audit_from(request, data["reason"]),
+        )
+        return stock_level_response(level)
+
+
+class StockCountApi(IdempotentMixin, APIView):
+    class InputSerializer(StrictSerializer):
+        sku = _sku_field()
+        location = _location_field()
+        counted = StrictIntegerField(min_value=0, max_value=MAX_STOCK_QUANTITY)
+        reason = _reason_field()
+
+    @extend_schema(
+        operation_id="stock_count",
+        request=InputSerializer,
+        responses={200: StockLevelOutput},
+        parameters=[IDEMPOTENCY_KEY],
+        description=(
+            "Set on_hand from a physical count. A count below the reserved units is 409 "
+            "`count_below_reserved`."
+        ),
+    )
+    def post(self, request):
+        data = validated(self.InputSerializer, request)
+        level = services.stock_count(
+            sku=data["sku"],
+            location=data["location"],
+            counted=data["counted"],
+            audit=audit_from(request, data["reason"]),
+        )
+        return stock_level_response(level)
+
+
+class StockThresholdsApi(IdempotentMixin, APIView):
+    class InputSerializer(StrictSerializer):
+        sku = _sku_field()
+        location = _location_field()
+        reorder_point = StrictIntegerField(min_value=0, max_value=MAX_STOCK_QUANTITY)
+        safety_stock = StrictIntegerField(min_value=0, max_value=MAX_STOCK_QUANTITY)
+
+    @extend_schema(
+        operation_id="stock_set_thresholds",
+        request=InputSerializer,
+        responses={200: StockLevelOutput},
+        parameters=[IDEMPOTENCY_KEY],
+        description="Set the reorder point and safety stock; `stock.low` fires on crossing.",
+    )
+    def post(self, request):
+        data = validated(self.InputSerializer, request)
+        level = services.stock_set_thresholds(
+            sku=data["sku"],
+            location=data["location"],
+            reorder_point=data["reorder_point"],
+            safety_stock=data["safety_stock"],
+            audit=audit_from(request),
+        )
+        return stock_level_response(level)
+
+
+# --- Transfers ------------------------------------------------------------------------------
+
+
+class TransferOutput(serializers.ModelSerializer):
+    sku = serializers.CharField(source="product.sku")
+    from_location = serializers.CharField(source="from_location.code")
+    to_location = serializers.CharField(source="to_location.code")
+
+    class Meta:
+        model = Transfer
+        fields = [
+            "id",
+            "sku",
+            "from_location",
+            "to_location",
+            "quantity",
+            "status",
+            "reason",
+            "version",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class TransferFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=TransferStatus.choices)
+    sku = django_filters.CharFilter(field_name="product__sku")
+
+    class Meta:
+        model = Transfer
+        fields = []
+
+
+def _transfers() -> QuerySet[Transfer]:
+    return Transfer.objects.select_related("product", "from_location", "to_location")
+
+
+def transfer_response(transfer_id: int, *, status_code: int = status.HTTP_200_OK) -> Response:
+    transfer = _transfers().filter(pk=transfer_id).first()
+    if transfer is None:
+        raise NotFound(f"Transfer {transfer_id} does not exist.")
+    headers = {"ETag": etag(transfer.version)}
+    if status_code == status.HTTP_201_CREATED:
+        headers["Location"] = f"/api/v1/transfers/{transfer.pk}/"
+    return Response(TransferOutput(transfer).data, status=status_code, headers=headers)
+
+
+class TransferListCreateApi(IdempotentMixin, ListAPIView):
+    serializer_class = TransferOutput
+    filterset_class = TransferFilter
+
+    class InputSerializer(StrictSerializer):
+        sku = _sku_field()
+        from_location = _location_field()
+        to_location = _location_field()
+        quantity = _quantity_field()
+        reason = _reason_field(required=False)
+
+    def get_queryset(self):
+        return _transfers().order_by("-id")
+
+    @extend_schema(operation_id="transfers_list")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="transfers_create",
+        request=InputSerializer,
+        responses={201: TransferOutput},
+        parameters=[IDEMPOTENCY_KEY],
+        description=(
+            "Ship stock: it leaves from_location at once and shows as in_transit at "
+            "to_location until the transfer is received (or cancelled)."
+        ),
+    )
+    def post(self, request):
+        data = validated(self.InputSerializer, request)
+        transfer = services.transfer_create(
+            sku=data["sku"],
+            from_location=data["from_location"],
+            to_location=data["to_location"],
+            quantity=data["quantity"],
+            audit=audit_from(request, data.get("reason", "")),
+        )
+        return transfer_response(transfer.pk, status_code=status.HTTP_201_CREATED)
+
+
+class TransferDetailApi(APIView):
+    @extend_schema(operation_id="transfers_retrieve", responses={200: TransferOutput})
+    def get(self, request, transfer_id: int):
+        return transfer_response(transfer_id)
+
+
+class TransferReceiveApi(IdempotentMixin, APIView):
+    class InputSerializer(StrictSerializer):
+        reason = _reason_field(required=False)
+
+    @extend_schema(
+        operation_id="transfers_receive",
+        request=InputSerializer,
+        responses={200: TransferOutput},
+        parameters=[IDEMPOTENCY_KEY],
+        description="The goods arrived: in_transit at to_location becomes on_hand there.",
+    )
+    def post(self, request, transfer_id: int):
+        data = validated(self.InputSerializer, request)
+        services.transfer_receive(
+            transfer_id=transfer_id, audit=audit_from(request, data.get("reason", ""))
+        )
+        return transfer_response(transfer_id)
+
+
+class TransferCancelApi(IdempotentMixin, APIView):
+    class InputSerializer(StrictSerializer):
+        reason = _reason_field(required=False)
+
+    @extend_schema(
+        operation_id="transfers_cancel",
+        request=InputSerializer,
+        responses={200: TransferOutput},
+        parameters=[IDEMPOTENCY_KEY],
+        description="The goods go back on hand at from_location.",
+    )
+    def post(self, request, transfer_id: int):
+        data = validated(self.InputSerializer, request)
+        services.transfer_cancel(
+            transfer_id=transfer_id, audit=audit_from(request, data.get("reason", ""))
+        )
+        return transfer_response(transfer_id)
+
+
+# --- Reservations ---------------------------------------------------------------------------
+
+
+class AllocationOutput(serializers.ModelSerializer):
+    location = serializers.CharField(source="location.code")
+
+    class Meta:
+        model = ReservationAllocation
+        fields = ["location", "quantity", "backordered"]
+
+
+class ReservationOutput(serializers.ModelSerializer):
+    sku = serializers.CharField(source="product.sku")
+    order = serializers.IntegerField(source="order_id", allow_null=True)
+    allocations = AllocationOutput(many=True)
+
+    class Meta:
+        model = Reservation
+        fields = [
+            "id",
+            "sku",
+            "quantity",
+            "status",
+            "expires_at",
+            "reference",
+            "order",
+            "version",
+            "created_at",
+            "updated_at",
+            "allocations",
+        ]
+
+
+class ReservationFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=ReservationStatus.choices)
+    sku = django_filters.CharFilter(field_name="product__sku")
+    order = django_filters.NumberFilter(field_name="order_id")
+
+    class Meta:
+        model = Reservation
+        fields = []
+
+
+def _reservations() -> QuerySet[Reservation]:
+    allocations = ReservationAllocation.objects.select_related("location").order_by(
+        "location__priority", "location__code"
+    )
+    return Reservation.objects.select_related("product").prefetch_related(
+        Prefetch("allocations", queryset=allocations)
+    )
+
+
+def reservation_response(reservation_id: int, *, status_code: int = status.HTTP_200_OK) -> Response:
+    reservation = _reservations().filter(pk=reservation_id).first()
+    if reservation is None:
+        raise NotFound(f"Reservation {reservation_id} does not exist.")
+    headers = {"ETag": etag(reservation.version)}
+    if status_code == status.HTTP_201_CREATED:
+        headers["Location"] = f"/api/v1/reservations/{reservation.pk}/"
+    return Response(ReservationOutput(reservation).data, status=status_code, headers=headers)
+
+
+class ReservationListCreateApi(IdempotentMixin, ListAPIView):
+    serializer_class = ReservationOutput
+    filterset_class = ReservationFilter
+
+    class InputSerializer(StrictSerializer):
+        sku = _sku_field()
+        quantity = _quantity_field()
+        location = _location_field(
+            required=False,
+            allow_null=True,
+            help_text="Hold the stock at this location; without it, across active locations "
+            "by priority.",
+        )
+        expires_at = AwareDateTimeField(
+            required=False, help_text="ISO-8601 with an offset, in the future."
+        )
+        ttl_seconds = StrictIntegerField(
+            min_value=1,
+            max_value=MAX_RESERVATION_TTL_SECONDS,
+            required=False,
+            help_text="Expire this many seconds from now (instead of expires_at).",
+        )
+        reference = serializers.CharField(max_length=100, allow_blank=True, required=False)
+        reason = _reason_field(required=False)
+
+        def validate(self, data):
+            if "expires_at" in data and "ttl_seconds" in data:
+                raise serializers.ValidationError(
+                    "Give either expires_at or ttl_seconds, not both.", code="exclusive"
+                )
+            ttl = data.pop("ttl_seconds", None)
+            if ttl is not None:
+                data["expires_at"] = timezone.now() + timedelta(seconds=ttl)
+            return data
+
+    def get_queryset(self):
+        return _reservations().order_by("-id")
+
+    @extend_schema(operation_id="reservations_list")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="reservations_create",
+        request=InputSerializer,
+        responses={201: ReservationOutput},
+        parameters=[IDEMPOTENCY_KEY],
+        description=(
+            "Hold stock. Without expires_at or ttl_seconds it expires after the default TTL. "
+            "409 `insufficient_stock` when not enough is available (unless the product "
+            "allows backorders)."
+        ),
+    )
+    def post(self, request):
+        data = validated(self.InputSerializer, request)
+        reservation = services.reservation_create(
+            sku=data["sku"],
+            quantity=data["quantity"],
+            location=data.get("location") or None,
+            expires_at=data.get("expires_at"),
+            reference=data.get("reference", ""),
+            audit=audit_from(request, data.get("reason", "")),
+        )
+        return reservation_response(reservation.pk, status_code=status.HTTP_201_CREATED)
+
+
+class ReservationDetailApi(APIView):
+    @extend_schema(operation_id="reservations_retrieve", responses={200: ReservationOutput})
+    def get(self, request, reservation_id: int):
+        return reservation_response(reservation_id)
+
+
+class ReservationConfirmApi(IdempotentMixin, APIView):
+    class InputSerializer(StrictSerializer):
+        reason = _reason_field(required=False)
+
+    @extend_schema(
+        operation_id="reservations_confirm",
+        request=InputSerializer,
+        responses={200: ReservationOutput},
+        parameters=[IDEMPOTENCY_KEY],
+        description="Consume the reservation: on_hand and reserved both drop by its quantity.",
+    )
+    def post(self, request, reservation_id: int):
+        data = validated(self.InputSerializer, request)
+        services.reservation_confirm(
+            reservation_id=reservation_id, audit=audit_from(request, data.get("reason", ""))
+        )
+        return reservation_response(reservation_id)
+
+
+class ReservationCancelApi(IdempotentMixin, APIView):
+    class InputSerializer(StrictSerializer):
+        reason = _reason_field(required=False)
+
+    @extend_schema(
+        operation_id="reservations_cancel",
+        request=InputSerializer,
+        responses={200: ReservationOutput},
+        parameters=[IDEMPOTENCY_KEY],
+        description="Release the reserved stock.",
+    )
+    def post(self, request, reservation_id: int):
+        data = validated(self.InputSerializer, request)
+        services.reservation_cancel(
+            reservation_id=reservation_id, audit=audit_from(request, data.get("reason", ""))
+        )
+        return reservation_response(reservation_id)

@@ -10,38 +10,17 @@ from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.common import IDEMPOTENCY_KEY, IF_MATCH, audit_from, validated
 from config.api.conditional import etag, expected_version
 from config.api.fields import StrictIntegerField
 from config.api.idempotency import IdempotentMixin
 from config.api.serializers import StrictSerializer, parse_aware_datetime
-from history.audit import Audit
-from history.models import Source
 from history.selectors import order_as_of
 from orders import services
 from orders.cache import MISS, order_cache_get, order_cache_put
 from orders.filters import OrderFilter
 from orders.models import MAX_LINE_QUANTITY, Customer, Order
 from orders.selectors import customer_list, order_get, order_list
-
-_IF_MATCH = OpenApiParameter(
-    "If-Match", str, OpenApiParameter.HEADER, description='The ETag you read, e.g. "3".'
-)
-_IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key",
-    str,
-    OpenApiParameter.HEADER,
-    description="Retry-safe key: the same key and body replay the first response.",
-)
-
-
-def audit_from(request, reason: str = "") -> Audit:
-    return Audit(
-        actor=request.user.get_username(),
-        source=Source.API,
-        reason=reason,
-        correlation_id=getattr(request._request, "correlation_id", ""),
-        idempotency_key=request.headers.get("Idempotency-Key", ""),
-    )
 
 
 class LineQuantityInput(StrictSerializer):
@@ -146,10 +125,10 @@ class OrderListCreateApi(IdempotentMixin, ListAPIView):
         operation_id="orders_create",
         request=InputSerializer,
         responses={201: OrderOutput},
-        parameters=[_IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY],
     )
     def post(self, request):
-        data = _validated(self.InputSerializer, request)
+        data = validated(self.InputSerializer, request)
         order = services.order_create(
             customer_id=data.get("customer"),
             reference=data.get("reference", ""),
@@ -189,12 +168,12 @@ class OrderDetailApi(IdempotentMixin, APIView):
         operation_id="orders_set_quantities",
         request=PatchInput,
         responses={200: OrderOutput},
-        parameters=[_IF_MATCH, _IDEMPOTENCY_KEY],
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
         description="Set absolute quantities; a sku not on the order adds a line.",
     )
     def patch(self, request, order_id: int):
         version = expected_version(request)
-        data = _validated(self.PatchInput, request)
+        data = validated(self.PatchInput, request)
         services.order_set_quantities(
             order_id=order_id,
             quantities=data["lines"],
@@ -214,12 +193,12 @@ class OrderAdjustApi(IdempotentMixin, APIView):
         operation_id="orders_adjust",
         request=InputSerializer,
         responses={200: OrderOutput},
-        parameters=[_IF_MATCH, _IDEMPOTENCY_KEY],
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
         description="Apply a signed delta to one line's quantity.",
     )
     def post(self, request, order_id: int):
         version = expected_version(request)
-        data = _validated(self.InputSerializer, request)
+        data = validated(self.InputSerializer, request)
         services.order_adjust(
             order_id=order_id,
             deltas={data["sku"]: data["delta"]},
@@ -237,12 +216,37 @@ class OrderCancelApi(IdempotentMixin, APIView):
         operation_id="orders_cancel",
         request=InputSerializer,
         responses={200: OrderOutput},
-        parameters=[_IF_MATCH, _IDEMPOTENCY_KEY],
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
     )
     def post(self, request, order_id: int):
         version = expected_version(request)
-        data = _validated(self.InputSerializer, request)
+        data = validated(self.InputSerializer, request)
         services.order_cancel(
+            order_id=order_id,
+            expected_version=version,
+            audit=audit_from(request, data.get("reason", "")),
+        )
+        return order_response(order_id)
+
+
+class OrderFulfilApi(IdempotentMixin, APIView):
+    class InputSerializer(StrictSerializer):
+        reason = serializers.CharField(max_length=500, allow_blank=True, required=False)
+
+    @extend_schema(
+        operation_id="orders_fulfil",
+        request=InputSerializer,
+        responses={200: OrderOutput},
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
+        description=(
+            "Ship the order: its stock reservations are consumed and it can no longer be "
+            "changed. 409 `insufficient_stock` when backordered units are not on hand yet."
+        ),
+    )
+    def post(self, request, order_id: int):
+        version = expected_version(request)
+        data = validated(self.InputSerializer, request)
+        services.order_fulfil(
             order_id=order_id,
             expected_version=version,
             audit=audit_from(request, data.get("reason", "")),
@@ -270,10 +274,10 @@ class CustomerListCreateApi(IdempotentMixin, ListAPIView):
         operation_id="customers_create",
         request=InputSerializer,
         responses={201: CustomerOutput},
-        parameters=[_IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY],
     )
     def post(self, request):
-        data = _validated(self.InputSerializer, request)
+        data = validated(self.InputSerializer, request)
         customer = services.customer_create(name=data["name"], email=data.get("email", ""))
         return Response(CustomerOutput(customer).data, status=status.HTTP_201_CREATED)
 
@@ -284,9 +288,3 @@ class CustomerDetailApi(RetrieveAPIView):
 
     def get_queryset(self):
         return customer_list()
-
-
-def _validated(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data

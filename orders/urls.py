@@ -7,6 +7,7 @@ urlpatterns = [
     path("orders/<int:order_id>/", apis.OrderDetailApi.as_view(), name="order-detail"),
     path("orders/<int:order_id>/adjust/", apis.OrderAdjustApi.as_view(), name="order-adjust"),
     path("orders/<int:order_id>/cancel/", apis.OrderCancelApi.as_view(), name="order-cancel"),
+    path("orders/<int:order_id>/fulfil/", apis.OrderFulfilApi.as_view(), name="order-fulfil"),
     path("customers/", apis.CustomerListCreateApi.as_view(), name="customer-list"),
     path("customers/<int:customer_id>/", apis.CustomerDetailApi.as_view(), name="customer-detail"),
 ]

@@ -5,10 +5,11 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from history.models import IdempotencyRecord, OrderLedgerEntry, OutboxEvent
-from inventory.models import Product
+from history.models import IdempotencyRecord, OrderLedgerEntry, OutboxEvent, StockLedgerEntry
+from inventory.models import Location, Product, Reservation, StockLevel, Transfer
+from inventory.services import location_create, reservation_create, stock_receive, transfer_create
 from orders.models import Customer, Order, OrderLine
-from tests.factories import UserFactory
+from tests.factories import ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -57,9 +58,98 @@ ENDPOINTS = [
         200,
     ),
     ("orders-cancel", "post", "/api/v1/orders/{order}/cancel/", lambda o: {"reason": "r"}, 200),
+    ("orders-fulfil", "post", "/api/v1/orders/{order}/fulfil/", lambda o: {"reason": "r"}, 200),
     ("orders-history", "get", "/api/v1/orders/{order}/history/", _no_body, 200),
     ("adjustments-list", "get", "/api/v1/adjustments/", _no_body, 200),
     ("adjustments-csv", "get", "/api/v1/adjustments/?format=csv", _no_body, 200),
+    ("locations-list", "get", "/api/v1/locations/", _no_body, 200),
+    (
+        "locations-create",
+        "post",
+        "/api/v1/locations/",
+        lambda o: {"code": "NEW-LOC", "name": "New"},
+        201,
+    ),
+    ("locations-detail", "get", "/api/v1/locations/{location}/", _no_body, 200),
+    (
+        "stock-receive",
+        "post",
+        "/api/v1/stock/receive/",
+        lambda o: {"sku": o["tracked"], "location": o["location"], "quantity": 1, "reason": "r"},
+        200,
+    ),
+    (
+        "stock-issue",
+        "post",
+        "/api/v1/stock/issue/",
+        lambda o: {"sku": o["tracked"], "location": o["location"], "quantity": 1, "reason": "r"},
+        200,
+    ),
+    (
+        "stock-adjust",
+        "post",
+        "/api/v1/stock/adjust/",
+        lambda o: {"sku": o["tracked"], "location": o["location"], "delta": -1, "reason": "r"},
+        200,
+    ),
+    (
+        "stock-count",
+        "post",
+        "/api/v1/stock/count/",
+        lambda o: {"sku": o["tracked"], "location": o["location"], "counted": 3, "reason": "r"},
+        200,
+    ),
+    (
+        "stock-thresholds",
+        "post",
+        "/api/v1/stock/thresholds/",
+        lambda o: {
+            "sku": o["tracked"],
+            "location": o["location"],
+            "reorder_point": 4,
+            "safety_stock": 1,
+        },
+        200,
+    ),
+    ("transfers-list", "get", "/api/v1/transfers/", _no_body, 200),
+    (
+        "transfers-create",
+        "post",
+        "/api/v1/transfers/",
+        lambda o: {
+            "sku": o["tracked"],
+            "from_location": o["location"],
+            "to_location": o["other_location"],
+            "quantity": 1,
+        },
+        201,
+    ),
+    ("transfers-detail", "get", "/api/v1/transfers/{transfer}/", _no_body, 200),
+    ("transfers-receive", "post", "/api/v1/transfers/{transfer}/receive/", lambda o: {}, 200),
+    ("transfers-cancel", "post", "/api/v1/transfers/{transfer}/cancel/", lambda o: {}, 200),
+    ("reservations-list", "get", "/api/v1/reservations/", _no_body, 200),
+    (
+        "reservations-create",
+        "post",
+        "/api/v1/reservations/",
+        lambda o: {"sku": o["tracked"], "quantity": 1},
+        201,
+    ),
+    ("reservations-detail", "get", "/api/v1/reservations/{reservation}/", _no_body, 200),
+    (
+        "reservations-confirm",
+        "post",
+        "/api/v1/reservations/{reservation}/confirm/",
+        lambda o: {},
+        200,
+    ),
+    (
+        "reservations-cancel",
+        "post",
+        "/api/v1/reservations/{reservation}/cancel/",
+        lambda o: {},
+        200,
+    ),
 ]
 READS = [pytest.param(*e, id=e[0]) for e in ENDPOINTS if e[1] == "get"]
 WRITES = [pytest.param(*e, id=e[0]) for e in ENDPOINTS if e[1] != "get"]
@@ -67,9 +157,26 @@ ALL = READS + WRITES
 
 
 @pytest.fixture
-def objects(make_order, product, customer):
+def objects(make_order, product, customer, audit):
     order = make_order(lines={product.sku: 10}, customer=customer)
-    return {"order": order.pk, "customer": customer.pk, "sku": product.sku}
+    tracked = ProductFactory(sku="TRK-1", track_inventory=True)
+    main = location_create(code="WH-1", name="Main", priority=10)
+    other = location_create(code="ST-1", name="Store", priority=20)
+    stock_receive(sku=tracked.sku, location=main.code, quantity=20, audit=audit)
+    transfer = transfer_create(
+        sku=tracked.sku, from_location=main.code, to_location=other.code, quantity=5, audit=audit
+    )
+    reservation = reservation_create(sku=tracked.sku, quantity=2, audit=audit)
+    return {
+        "order": order.pk,
+        "customer": customer.pk,
+        "sku": product.sku,
+        "tracked": tracked.sku,
+        "location": main.code,
+        "other_location": other.code,
+        "transfer": transfer.pk,
+        "reservation": reservation.pk,
+    }
 
 
 def state() -> dict[str, int]:
@@ -84,6 +191,17 @@ def state() -> dict[str, int]:
     )
     snapshot = {model.__name__: model.objects.count() for model in models}
     snapshot["versions"] = sum(Order.objects.values_list("version", flat=True))
+    snapshot["locations"] = Location.objects.count()
+    snapshot["stock"] = list(
+        StockLevel.objects.order_by("pk").values_list(
+            "on_hand", "reserved", "in_transit", "reorder_point", "safety_stock", "version"
+        )
+    )
+    snapshot["stock_ledger"] = StockLedgerEntry.objects.count()
+    snapshot["transfers"] = list(Transfer.objects.order_by("pk").values_list("status", "version"))
+    snapshot["reservations"] = list(
+        Reservation.objects.order_by("pk").values_list("status", "version")
+    )
     return snapshot
 
 
