@@ -161,8 +161,8 @@ SPECTACULAR_SETTINGS = {
 # Events and background work. The embedded default uses kombu's filesystem transport,
 # which works across processes without a server.
 BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
-EVENT_BUS_URL = env("EVENT_BUS_URL", default="filesystem://")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://localhost//")
+EVENT_BUS_URL = env("EVENT_BUS_URL", default="filesystem://localhost//")
 EVENT_EXCHANGE = env("EVENT_EXCHANGE", default="inventory.events")
 FILESYSTEM_TRANSPORT_OPTIONS = {
     "data_folder_in": str(BROKER_DIR / "queue"),
