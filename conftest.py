@@ -14,6 +14,15 @@ def pytest_configure(config):
         raise pytest.UsageError("Required services are down:\n  " + "\n  ".join(problems))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_token_cache():
+    from config.api.authentication import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
+
+
 @pytest.fixture
 def audit():
     return Audit(actor="tester", source=Source.SYSTEM, reason="test")
