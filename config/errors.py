@@ -16,6 +16,7 @@ class ErrorCode(StrEnum):
     RESERVATION_NOT_ACTIVE = "reservation_not_active"
     RESERVATION_BELONGS_TO_ORDER = "reservation_belongs_to_order"
     TRANSFER_NOT_IN_TRANSIT = "transfer_not_in_transit"
+    BATCH_REJECTED = "batch_rejected"
     IDEMPOTENCY_IN_FLIGHT = "idempotency_key_in_flight"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
 

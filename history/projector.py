@@ -23,6 +23,7 @@ from django.db.models import BooleanField, Min
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from config import metrics
 from history.models import (
     OrderEventType,
     OrderLedgerEntry,
@@ -296,4 +297,5 @@ def projection_lag(*, cap: int = 100_000) -> dict[str, Lag]:
             events_behind=behind,
             seconds_behind=round((now - oldest).total_seconds(), 3) if oldest else 0.0,
         )
+    metrics.projection_lag_observed(lag)
     return lag

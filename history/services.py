@@ -2,10 +2,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
 
+from config import metrics
 from history.audit import Audit
 from history.events import LineChange, order_event_data, stock_event_data
 from history.models import (
@@ -55,6 +57,9 @@ def order_changes_record(
             )
             for change in changes
         ]
+    )
+    transaction.on_commit(
+        partial(metrics.adjustments_recorded, audit.source, "order", len(changes))
     )
     return outbox_event_add(
         event_id=event_id,
@@ -150,6 +155,7 @@ def stock_moves_record(
             for move in moves
         ]
     )
+    transaction.on_commit(partial(metrics.adjustments_recorded, audit.source, "stock", len(moves)))
     return outbox_event_add(
         event_id=event_id,
         event_type=event_type,

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.cache import cache
 from redis.exceptions import RedisError
 
+from config import metrics
+
 logger = logging.getLogger(__name__)
 
 HIT, MISS, DEGRADED = "hit", "miss", "degraded"
@@ -67,6 +69,12 @@ def _trip(exc: Exception) -> None:
 
 def order_cache_get(order_id: int) -> tuple[bytes | None, int | None, str]:
     """(json, version, hit|miss|degraded) for the order; json is None unless a hit."""
+    found = _lookup(order_id)
+    metrics.cache_request(found[2])
+    return found
+
+
+def _lookup(order_id: int) -> tuple[bytes | None, int | None, str]:
     if not _available():
         return None, None, DEGRADED
     client = _redis()

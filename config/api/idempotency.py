@@ -51,7 +51,7 @@ def _fingerprint(request) -> str:
     except orjson.JSONDecodeError:
         body = raw
     digest = hashlib.sha256()
-    for part in (request.method, request.path, request.headers.get("If-Match", "")):
+    for part in (request.method, request.get_full_path(), request.headers.get("If-Match", "")):
         digest.update(part.encode() + b"\0")
     digest.update(body)
     return digest.hexdigest()

@@ -15,3 +15,6 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# /metrics needs `Authorization: Bearer <METRICS_TOKEN>` here (config/metrics.py).
+METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=False)

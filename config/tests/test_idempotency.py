@@ -567,3 +567,21 @@ def test_an_advisory_lock_held_elsewhere_means_in_flight_for_that_user_only():
     assert not after_release.has_header("Idempotent-Replayed")
     assert Order.objects.count() == 2
     assert IdempotencyRecord.objects.count() == 2
+
+
+def test_the_query_string_is_part_of_the_request_a_key_is_bound_to(api, make_order, product):
+    # given: a key used for a request with one query string
+    order = make_order(lines={product.sku: 1})
+    body = {"items": [{"order": order.pk, "sku": product.sku, "delta": 1}], "reason": "q"}
+    first = api.post(
+        "/api/v1/adjustments/bulk/?atomic=true", body, format="json", HTTP_IDEMPOTENCY_KEY="qs-1"
+    )
+
+    # when: the same key and body with another query string
+    second = api.post(
+        "/api/v1/adjustments/bulk/?atomic=false", body, format="json", HTTP_IDEMPOTENCY_KEY="qs-1"
+    )
+
+    # then
+    assert first.status_code == 200
+    assert second.status_code == 422

@@ -1,0 +1,556 @@
+"""Bulk quantity changes: up to MAX_BULK_ITEMS single-line commands in one transaction, with
+a number of database round trips that does not grow with the number of items.
+
+Every item is its own command, exactly as if `order_set_quantities` / `order_adjust` had
+been called for it alone: it bumps its order's version by one and writes one ledger row and
+one `order.quantity_adjusted` outbox event. Items for the same order apply in input order,
+each seeing the quantity and version left by the one before it.
+"""
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from functools import partial
+
+import orjson
+from django.db import connection, transaction
+from django.utils import timezone
+
+from config import metrics
+from config.errors import (
+    DomainError,
+    DomainValidationError,
+    ErrorCode,
+    InsufficientStock,
+    NotFound,
+    OrderNotEditable,
+    QuantityOutOfRange,
+    VersionConflict,
+)
+from history.audit import Audit
+from history.events import LineChange, order_event_data
+from history.models import OrderEventType, OrderLedgerEntry, OutboxEvent
+from history.relay import outbox_kick
+from inventory.models import Product, Reservation, ReservationStatus, StockLevel
+from inventory.services import order_stock_apply
+from orders.cache import order_cache_invalidate
+from orders.models import MAX_LINE_QUANTITY, Order, OrderLine, OrderStatus
+
+MAX_BULK_ITEMS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class BulkItem:
+    """One command: set `quantity`, or add `delta`, for one sku of one order (exactly one
+    of the two). `expected_version`, when given, must be the order's version just before
+    this item applies (see `order_adjustments_bulk`)."""
+
+    order: int
+    sku: str
+    quantity: int | None = None
+    delta: int | None = None
+    expected_version: int | None = None
+
+
+class BulkStatus(StrEnum):
+    APPLIED = "applied"
+    UNCHANGED = "unchanged"
+    ERROR = "error"
+
+
+@dataclass(slots=True)
+class BulkResult:
+    """The outcome of one item. Applied: the version it produced, the new quantity and the
+    delta. Unchanged: the order's version and the quantity as they stood. Error: `error`
+    is a problem-like dict (code, status, title, detail and the error's extra fields)."""
+
+    index: int
+    order: int
+    sku: str
+    status: BulkStatus
+    version: int | None = None
+    quantity: int | None = None
+    delta: int | None = None
+    error: dict | None = None
+
+
+class BatchRejected(DomainError):
+    """An atomic batch with failing items: nothing was written. `errors` holds one entry
+    per failing item (its index, a JSON pointer into the request, and its problem)."""
+
+    code = ErrorCode.BATCH_REJECTED
+    title = "Batch refused"
+
+    def __init__(self, failed: list[BulkResult], total: int):
+        statuses = {result.error["status"] for result in failed}
+        if statuses & {400, 404}:
+            self.status = 400  # the batch names things that do not exist
+        elif statuses == {412}:
+            self.status = 412
+        else:
+            self.status = 409
+        first = failed[0]
+        super().__init__(
+            f"{len(failed)} of {total} items cannot be applied, so none was "
+            f"(atomic batch). First: item {first.index}: {first.error['detail']}",
+            errors=[
+                {
+                    "index": result.index,
+                    "attr": f"items.{result.index}",
+                    "pointer": f"#/items/{result.index}",
+                    **result.error,
+                }
+                for result in failed
+            ],
+        )
+
+
+def order_adjustments_bulk(
+    *, items: Sequence[BulkItem], atomic: bool, audit: Audit
+) -> list[BulkResult]:
+    """Apply the items in one transaction and return one result per item, in input order.
+
+    Locks every order the batch names (one SELECT ... FOR UPDATE, in id order), then, for
+    orders with tracked products, their active reservations and the products' stock
+    levels (in pk order), before any stock is moved; so batches and single commands always
+    take their locks in the same order and cannot deadlock.
+
+    Each item is checked like a single command, in this order: the order exists (404
+    not_found), `expected_version` matches (412 version_conflict), the order is open (409
+    order_not_editable), the sku exists (400 unknown_sku), the new quantity is within
+    0..MAX_LINE_QUANTITY (409 quantity_out_of_range). `expected_version` refers to the
+    order's version just before the item applies: its version when the batch started plus
+    one for every earlier item of this batch that changed that order (failed and unchanged
+    items change nothing). An item that changes nothing is `unchanged` and writes nothing.
+
+    Stock of tracked products is reserved or released once per order, for the net delta of
+    its applied items, by `order_stock_apply` (the same rules as single changes). If that
+    is refused (409 insufficient_stock), every item of that order fails and none of them is
+    written; the other orders are not affected.
+
+    Not atomic: failing items write nothing, the others are applied. Atomic: if any item
+    fails, BatchRejected is raised and nothing at all is written; an insufficient-stock
+    refusal stops the batch at the first order it happens to.
+    """
+    for index, item in enumerate(items):
+        if (item.quantity is None) == (item.delta is None):
+            raise DomainValidationError(
+                "Give either quantity or delta.", field=f"items.{index}.quantity"
+            )
+    if len(items) > MAX_BULK_ITEMS:
+        raise DomainValidationError(
+            f"At most {MAX_BULK_ITEMS} items per batch, not {len(items)}.", field="items"
+        )
+    if not items:
+        return []
+    with transaction.atomic():
+        plan = _Plan.build(items)
+        failed = [result for result in plan.results if result.status == BulkStatus.ERROR]
+        if atomic and failed:
+            raise BatchRejected(failed, len(items))
+        plan.apply_stock(atomic=atomic, audit=audit)
+        plan.write(audit=audit, now=timezone.now())
+    return plan.results
+
+
+# --- Internals ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _OrderState:
+    id: int
+    version: int
+    status: str
+    reference: str
+    customer_id: int | None
+
+
+@dataclass(slots=True)
+class _Change:
+    index: int
+    order_id: int
+    product_id: int
+    sku: str
+    tracked: bool
+    line_id: int | None
+    before: int
+    after: int
+    version: int
+
+
+@dataclass(slots=True)
+class _Line:
+    line_id: int | None
+    quantity: int
+
+
+def _problem(exc: DomainError) -> dict:
+    return {
+        "code": str(exc.code),
+        "status": exc.status,
+        "title": exc.title,
+        "detail": exc.detail,
+        **exc.extra,
+    }
+
+
+@dataclass
+class _Plan:
+    items: Sequence[BulkItem]
+    results: list[BulkResult]
+    orders: dict[int, _OrderState]
+    changes: list[_Change]
+    # order id -> indexes of its items that did not fail on their own
+    passed: dict[int, list[int]]
+
+    @classmethod
+    def build(cls, items: Sequence[BulkItem]) -> "_Plan":
+        """Read everything the batch needs (three queries) and work out every item."""
+        products = {
+            sku: (product_id, tracked)
+            for sku, product_id, tracked in Product.objects.filter(
+                sku__in={item.sku for item in items}
+            )
+            .order_by()
+            .values_list("sku", "id", "track_inventory")
+        }
+        orders = {
+            row[0]: _OrderState(*row)
+            for row in Order.objects.select_for_update()
+            .filter(pk__in={item.order for item in items})
+            .order_by("pk")
+            .values_list("id", "version", "status", "reference", "customer_id")
+        }
+        lines: dict[tuple[int, int], _Line] = {}
+        if orders and products:
+            lines = {
+                (order_id, product_id): _Line(line_id, quantity)
+                for line_id, order_id, product_id, quantity in OrderLine.objects.filter(
+                    order_id__in=orders, product_id__in=[p for p, _ in products.values()]
+                )
+                .order_by()
+                .values_list("id", "order_id", "product_id", "quantity")
+            }
+        plan = cls(items=items, results=[], orders=orders, changes=[], passed=defaultdict(list))
+        versions = {order_id: order.version for order_id, order in orders.items()}
+        for index, item in enumerate(items):
+            plan.results.append(plan._work_out(index, item, products, versions, lines))
+        return plan
+
+    def _work_out(self, index, item, products, versions, lines) -> BulkResult:
+        result = BulkResult(index=index, order=item.order, sku=item.sku, status=BulkStatus.ERROR)
+        order = self.orders.get(item.order)
+        if order is None:
+            return _failed(result, NotFound(f"Order {item.order} does not exist."))
+        version = versions[order.id]
+        if item.expected_version is not None and item.expected_version != version:
+            return _failed(result, VersionConflict(expected=item.expected_version, current=version))
+        if order.status != OrderStatus.OPEN:
+            return _failed(
+                result,
+                OrderNotEditable(f"Order {order.id} is {order.status} and cannot be changed."),
+            )
+        product = products.get(item.sku)
+        if product is None:
+            return _failed(
+                result,
+                DomainValidationError(f"Unknown sku: {item.sku}.", code=ErrorCode.UNKNOWN_SKU),
+            )
+        product_id, tracked = product
+        line = lines.get((order.id, product_id))
+        before = line.quantity if line else 0
+        after = item.quantity if item.quantity is not None else before + item.delta
+        if not 0 <= after <= MAX_LINE_QUANTITY:
+            if item.quantity is not None:
+                what = f"{item.sku} cannot be set to {after}"
+            else:
+                what = (
+                    f"Adjusting {item.sku} by {item.delta:+d} would take it from {before} "
+                    f"to {after}"
+                )
+            return _failed(
+                result,
+                QuantityOutOfRange(
+                    f"{what}; a quantity must stay between 0 and {MAX_LINE_QUANTITY}.",
+                    sku=item.sku,
+                    quantity=before,
+                ),
+            )
+        self.passed[order.id].append(index)
+        result.quantity = after
+        result.delta = after - before
+        if after == before:
+            result.status, result.version = BulkStatus.UNCHANGED, version
+            return result
+        if line is None:
+            line = lines[(order.id, product_id)] = _Line(None, 0)
+        line.quantity = after
+        version += 1
+        versions[order.id] = version
+        self.changes.append(
+            _Change(
+                index, order.id, product_id, item.sku, tracked, line.line_id, before, after, version
+            )
+        )
+        result.status, result.version = BulkStatus.APPLIED, version
+        return result
+
+    def apply_stock(self, *, atomic: bool, audit: Audit) -> None:
+        """Reserve or release the net delta of each order's tracked lines. Not atomic: each
+        order in a savepoint, and a refusal fails only that order's items."""
+        deltas: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        for change in self.changes:
+            if change.tracked:
+                deltas[change.order_id][change.product_id] += change.after - change.before
+        deltas = {
+            order_id: nonzero
+            for order_id, by_product in deltas.items()
+            if (nonzero := {pid: delta for pid, delta in by_product.items() if delta})
+        }
+        if not deltas:
+            return
+        _lock_stock(deltas)
+        refused: dict[int, InsufficientStock] = {}
+        for order_id in sorted(deltas):
+            order = _order_instance(self.orders[order_id])
+            try:
+                if atomic:
+                    order_stock_apply(order=order, deltas=deltas[order_id], audit=audit)
+                else:
+                    with transaction.atomic():
+                        order_stock_apply(order=order, deltas=deltas[order_id], audit=audit)
+            except InsufficientStock as exc:
+                if atomic:
+                    self._refuse({order_id: exc})
+                    failed = [self.results[i] for i in self.passed[order_id]]
+                    raise BatchRejected(failed, len(self.items)) from exc
+                refused[order_id] = exc
+        if refused:
+            self._refuse(refused)
+
+    def _refuse(self, refused: dict[int, InsufficientStock]) -> None:
+        for order_id, exc in refused.items():
+            for index in self.passed[order_id]:
+                result = self.results[index]
+                result.version = result.quantity = result.delta = None
+                _failed(result, exc)
+        self.changes = [change for change in self.changes if change.order_id not in refused]
+
+    def write(self, *, audit: Audit, now: datetime) -> None:
+        """Write the new state, one ledger row and one outbox event per change: a fixed
+        number of statements, whatever the number of changes."""
+        if not self.changes:
+            return
+        versions: dict[int, int] = {}
+        new_lines: dict[tuple[int, int], int] = {}
+        updated_lines: dict[int, int] = {}
+        for change in self.changes:
+            versions[change.order_id] = change.version
+            if change.line_id is None:
+                new_lines[(change.order_id, change.product_id)] = change.after
+            else:
+                updated_lines[change.line_id] = change.after
+        events = [
+            (
+                uuid.uuid4(),
+                change,
+                _event_payload(self.orders[change.order_id], change, audit, now),
+            )
+            for change in self.changes
+        ]
+        writer = _write_postgresql if connection.vendor == "postgresql" else _write_portable
+        writer(
+            versions=versions,
+            updated_lines=updated_lines,
+            new_lines=new_lines,
+            events=events,
+            audit=audit,
+            now=now,
+        )
+        transaction.on_commit(outbox_kick)
+        transaction.on_commit(partial(_invalidate_cache, versions))
+        transaction.on_commit(
+            partial(metrics.adjustments_recorded, audit.source, "order", len(self.changes))
+        )
+
+
+def _failed(result: BulkResult, exc: DomainError) -> BulkResult:
+    result.status = BulkStatus.ERROR
+    result.error = _problem(exc)
+    return result
+
+
+def _order_instance(state: _OrderState) -> Order:
+    return Order.from_db(
+        "default",
+        ["id", "version", "status", "reference", "customer_id"],
+        [state.id, state.version, state.status, state.reference, state.customer_id],
+    )
+
+
+def _lock_stock(deltas: dict[int, dict[int, int]]) -> None:
+    """Take up front, in pk order, every stock lock that order_stock_apply will take for
+    these orders: their active reservations, then all stock levels of the products. Taken
+    order by order instead, two commands could lock levels in opposite orders."""
+    product_ids = sorted({pid for by_product in deltas.values() for pid in by_product})
+    list(
+        Reservation.objects.select_for_update()
+        .filter(order_id__in=deltas, product_id__in=product_ids, status=ReservationStatus.ACTIVE)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    list(
+        StockLevel.objects.select_for_update()
+        .filter(product_id__in=product_ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def _event_payload(order: _OrderState, change: _Change, audit: Audit, now: datetime) -> dict:
+    return order_event_data(
+        order_id=order.id,
+        version=change.version,
+        status=order.status,
+        reference=order.reference,
+        customer_id=order.customer_id,
+        changes=[LineChange(change.product_id, change.sku, change.before, change.after)],
+        audit=audit,
+        occurred_at=now,
+    )
+
+
+def _invalidate_cache(versions: dict[int, int]) -> None:
+    for order_id, version in versions.items():
+        order_cache_invalidate(order_id, version)
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _write_postgresql(*, versions, updated_lines, new_lines, events, audit, now) -> None:
+    """One statement per table, each taking all its rows as one parameter: id/value arrays
+    (unnest), or one JSON document (jsonb_to_recordset) for the ledger and outbox rows,
+    which is far cheaper to send than text arrays of JSON payloads. The statement text and
+    the parameter count stay the same whatever the batch size."""
+    event_type = str(OrderEventType.QUANTITY_ADJUSTED)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_table(Order)} AS o SET version = v.version, updated_at = %s "
+            "FROM unnest(%s::bigint[], %s::integer[]) AS v(id, version) WHERE o.id = v.id",
+            [now, list(versions), list(versions.values())],
+        )
+        if updated_lines:
+            cursor.execute(
+                f"UPDATE {_table(OrderLine)} AS l SET quantity = v.quantity "
+                "FROM unnest(%s::bigint[], %s::integer[]) AS v(id, quantity) WHERE l.id = v.id",
+                [list(updated_lines), list(updated_lines.values())],
+            )
+        if new_lines:
+            cursor.execute(
+                f"INSERT INTO {_table(OrderLine)} (order_id, product_id, quantity) "
+                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::integer[])",
+                [
+                    [order_id for order_id, _ in new_lines],
+                    [product_id for _, product_id in new_lines],
+                    list(new_lines.values()),
+                ],
+            )
+        ledger = [
+            {
+                "e": event_id,
+                "o": change.order_id,
+                "p": change.product_id,
+                "s": change.sku,
+                "v": change.version,
+                "b": change.before,
+                "a": change.after,
+            }
+            for event_id, change, _ in events
+        ]
+        cursor.execute(
+            f"INSERT INTO {_table(OrderLedgerEntry)} (event_id, order_id, product_id, sku, "
+            "version, event_type, delta, quantity_before, quantity_after, actor, source, "
+            "reason, occurred_at, correlation_id, idempotency_key) "
+            "SELECT r.e, r.o, r.p, r.s, r.v, %s, r.a - r.b, r.b, r.a, %s, %s, %s, %s, %s, %s "
+            "FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (e uuid, o bigint, p bigint, "
+            "s text, v integer, b integer, a integer)) WITH ORDINALITY "
+            "AS r(e, o, p, s, v, b, a, n) ORDER BY r.n",
+            [
+                event_type,
+                audit.actor,
+                str(audit.source),
+                audit.reason,
+                now,
+                audit.correlation_id,
+                audit.idempotency_key,
+                orjson.dumps(ledger).decode(),
+            ],
+        )
+        outbox = [
+            {"e": event_id, "a": str(change.order_id), "v": change.version, "p": payload}
+            for event_id, change, payload in events
+        ]
+        cursor.execute(
+            f"INSERT INTO {_table(OutboxEvent)} (event_id, aggregate_type, aggregate_id, "
+            "aggregate_version, event_type, payload, created_at, attempts, last_error) "
+            "SELECT r.e, 'order', r.a, r.v, %s, r.p, %s, 0, '' FROM ROWS FROM ("
+            "jsonb_to_recordset(%s::jsonb) AS (e uuid, a text, v integer, p jsonb)"
+            ") WITH ORDINALITY AS r(e, a, v, p, n) ORDER BY r.n",
+            [event_type, now, orjson.dumps(outbox).decode()],
+        )
+
+
+def _write_portable(*, versions, updated_lines, new_lines, events, audit, now) -> None:
+    """The same writes through the ORM, for the embedded SQLite default."""
+    Order.objects.bulk_update(
+        [Order(pk=order_id, version=v, updated_at=now) for order_id, v in versions.items()],
+        ["version", "updated_at"],
+    )
+    if updated_lines:
+        OrderLine.objects.bulk_update(
+            [OrderLine(pk=line_id, quantity=q) for line_id, q in updated_lines.items()],
+            ["quantity"],
+        )
+    if new_lines:
+        OrderLine.objects.bulk_create(
+            OrderLine(order_id=order_id, product_id=product_id, quantity=q)
+            for (order_id, product_id), q in new_lines.items()
+        )
+    event_type = OrderEventType.QUANTITY_ADJUSTED
+    OrderLedgerEntry.objects.bulk_create(
+        OrderLedgerEntry(
+            event_id=event_id,
+            order_id=change.order_id,
+            product_id=change.product_id,
+            sku=change.sku,
+            version=change.version,
+            event_type=event_type,
+            delta=change.after - change.before,
+            quantity_before=change.before,
+            quantity_after=change.after,
+            actor=audit.actor,
+            source=audit.source,
+            reason=audit.reason,
+            occurred_at=now,
+            correlation_id=audit.correlation_id,
+            idempotency_key=audit.idempotency_key,
+        )
+        for event_id, change, _ in events
+    )
+    OutboxEvent.objects.bulk_create(
+        OutboxEvent(
+            event_id=event_id,
+            aggregate_type="order",
+            aggregate_id=str(change.order_id),
+            aggregate_version=change.version,
+            event_type=event_type,
+            payload=payload,
+            created_at=now,
+        )
+        for event_id, change, payload in events
+    )

@@ -1,0 +1,151 @@
+"""POST /api/v1/adjustments/bulk/: many single-line quantity changes in one request."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api.common import IDEMPOTENCY_KEY, audit_from, validated
+from config.api.fields import StrictIntegerField
+from config.api.idempotency import IdempotentMixin
+from config.api.problems import PROBLEM_TYPE_PREFIX
+from config.api.serializers import StrictSerializer
+from orders.bulk import MAX_BULK_ITEMS, BulkItem, BulkStatus, order_adjustments_bulk
+from orders.models import MAX_LINE_QUANTITY
+
+_MAX_ID = 2**63 - 1
+_MAX_VERSION = 2**31 - 1
+
+ATOMIC = OpenApiParameter(
+    "atomic",
+    bool,
+    description=(
+        "true: all or nothing; if any item fails, nothing is written and the response is a "
+        "problem (`batch_rejected`) listing the failing items in `errors`. false (default): "
+        "every item that can be applied is, and each failure is reported in its result."
+    ),
+)
+
+
+class BulkItemProblemOutput(serializers.Serializer):
+    type = serializers.CharField()
+    code = serializers.CharField(
+        help_text=(
+            "not_found, version_conflict, order_not_editable, unknown_sku, "
+            "quantity_out_of_range or insufficient_stock."
+        )
+    )
+    status = serializers.IntegerField(help_text="The HTTP status a single change would get.")
+    title = serializers.CharField()
+    detail = serializers.CharField()
+    current_version = serializers.IntegerField(
+        required=False, help_text="version_conflict: the order's version before this item."
+    )
+    available = serializers.IntegerField(required=False, help_text="insufficient_stock.")
+
+
+class BulkItemResultOutput(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Position of the item in the request.")
+    order = serializers.IntegerField()
+    sku = serializers.CharField()
+    status = serializers.ChoiceField(choices=[s.value for s in BulkStatus])
+    version = serializers.IntegerField(
+        allow_null=True,
+        help_text="applied: the version this item produced; unchanged: the current one.",
+    )
+    quantity = serializers.IntegerField(allow_null=True, help_text="The line quantity after it.")
+    delta = serializers.IntegerField(allow_null=True)
+    error = BulkItemProblemOutput(required=False, help_text="Only when status is error.")
+
+
+class BulkAdjustmentItemInput(StrictSerializer):
+    order = StrictIntegerField(min_value=1, max_value=_MAX_ID)
+    sku = serializers.CharField(max_length=64)
+    quantity = StrictIntegerField(min_value=0, max_value=MAX_LINE_QUANTITY, required=False)
+    delta = StrictIntegerField(
+        min_value=-MAX_LINE_QUANTITY, max_value=MAX_LINE_QUANTITY, required=False
+    )
+    expected_version = StrictIntegerField(
+        min_value=1,
+        max_value=_MAX_VERSION,
+        required=False,
+        help_text=(
+            "The order's version just before this item applies: its version when the "
+            "batch starts, plus one for each earlier item of the batch that changed it."
+        ),
+    )
+
+    def validate(self, attrs):
+        if ("quantity" in attrs) == ("delta" in attrs):
+            raise ValidationError(
+                {"quantity": ["Give either quantity or delta, not both and not neither."]},
+                code="quantity_or_delta",
+            )
+        return attrs
+
+
+class AdjustmentsBulkApi(IdempotentMixin, APIView):
+    class InputSerializer(StrictSerializer):
+        items = serializers.ListField(
+            child=BulkAdjustmentItemInput(),
+            allow_empty=False,
+            min_length=1,
+            max_length=MAX_BULK_ITEMS,
+        )
+        reason = serializers.CharField(max_length=500, allow_blank=True, required=False)
+
+    class OutputSerializer(serializers.Serializer):
+        results = BulkItemResultOutput(many=True)
+        applied = serializers.IntegerField()
+        failed = serializers.IntegerField()
+
+    @extend_schema(
+        operation_id="adjustments_bulk",
+        request=InputSerializer,
+        responses={200: OutputSerializer},
+        parameters=[ATOMIC, IDEMPOTENCY_KEY],
+        description=(
+            f"Up to {MAX_BULK_ITEMS} quantity changes, each `{{order, sku, quantity | delta, "
+            "expected_version?}`. Every item is its own command: it bumps its order's version "
+            "by one and writes one ledger row and one `order.quantity_adjusted` event. Items "
+            "for the same order apply in request order. An item that changes nothing is "
+            "`unchanged`. Tracked stock is reserved or released per order for the net change "
+            "of its items; if that is refused, all of that order's items fail with "
+            "`insufficient_stock`. An atomic batch that is refused writes nothing and "
+            "answers 400 when an item names an order or sku that does not exist, 412 when "
+            "every failure is a version conflict, else 409."
+        ),
+    )
+    def post(self, request):
+        atomic = _atomic(request)
+        data = validated(self.InputSerializer, request)
+        items = [BulkItem(**item) for item in data["items"]]
+        results = order_adjustments_bulk(
+            items=items, atomic=atomic, audit=audit_from(request, data.get("reason", ""))
+        )
+        body = [_result(r) for r in results]
+        failed = sum(1 for r in results if r.status == BulkStatus.ERROR)
+        return Response({"results": body, "applied": len(results) - failed, "failed": failed})
+
+
+def _atomic(request) -> bool:
+    value = request.query_params.get("atomic", "false")
+    if value not in ("true", "false"):
+        raise ValidationError({"atomic": [f"Must be true or false, not {value!r}."]})
+    return value == "true"
+
+
+def _result(result) -> dict:
+    body = {
+        "index": result.index,
+        "order": result.order,
+        "sku": result.sku,
+        "status": str(result.status),
+        "version": result.version,
+        "quantity": result.quantity,
+        "delta": result.delta,
+    }
+    if result.error is not None:
+        body["error"] = {"type": PROBLEM_TYPE_PREFIX + result.error["code"], **result.error}
+    return body
