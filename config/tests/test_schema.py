@@ -18,6 +18,19 @@ READS = [
     ("/api/v1/orders/{order_id}/", "get"),
     ("/api/v1/orders/{order_id}/history/", "get"),
     ("/api/v1/adjustments/", "get"),
+    ("/api/v1/demand/", "get"),
+    ("/api/v1/demand/{sku}/", "get"),
+    ("/api/v1/locations/", "get"),
+    ("/api/v1/locations/{code}/", "get"),
+    ("/api/v1/stock/", "get"),
+    ("/api/v1/stock/{sku}/", "get"),
+    ("/api/v1/stock/{sku}/forecast/", "get"),
+    ("/api/v1/stock/history/", "get"),
+    ("/api/v1/stock/low/", "get"),
+    ("/api/v1/transfers/", "get"),
+    ("/api/v1/transfers/{transfer_id}/", "get"),
+    ("/api/v1/reservations/", "get"),
+    ("/api/v1/reservations/{reservation_id}/", "get"),
 ]
 WRITES = [
     ("/api/v1/products/", "post"),
@@ -26,8 +39,27 @@ WRITES = [
     ("/api/v1/orders/{order_id}/", "patch"),
     ("/api/v1/orders/{order_id}/adjust/", "post"),
     ("/api/v1/orders/{order_id}/cancel/", "post"),
+    ("/api/v1/orders/{order_id}/fulfil/", "post"),
+    ("/api/v1/adjustments/bulk/", "post"),
+    ("/api/v1/locations/", "post"),
+    ("/api/v1/stock/receive/", "post"),
+    ("/api/v1/stock/issue/", "post"),
+    ("/api/v1/stock/adjust/", "post"),
+    ("/api/v1/stock/count/", "post"),
+    ("/api/v1/stock/thresholds/", "post"),
+    ("/api/v1/transfers/", "post"),
+    ("/api/v1/transfers/{transfer_id}/receive/", "post"),
+    ("/api/v1/transfers/{transfer_id}/cancel/", "post"),
+    ("/api/v1/reservations/", "post"),
+    ("/api/v1/reservations/{reservation_id}/confirm/", "post"),
+    ("/api/v1/reservations/{reservation_id}/cancel/", "post"),
 ]
-ORDER_WRITES = WRITES[3:]
+ORDER_WRITES = [
+    ("/api/v1/orders/{order_id}/", "patch"),
+    ("/api/v1/orders/{order_id}/adjust/", "post"),
+    ("/api/v1/orders/{order_id}/cancel/", "post"),
+    ("/api/v1/orders/{order_id}/fulfil/", "post"),
+]
 
 
 @pytest.fixture(scope="module")
