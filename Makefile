@@ -33,3 +33,25 @@ format: install
 
 clean:
 	rm -rf $(VENV) var db.sqlite3
+
+.PHONY: bench-relay
+# The outbox relay against the broker's raw confirmed-publish rate (bench/README.md).
+# Needs PostgreSQL and RabbitMQ on 127.0.0.1; BENCH_ARGS passes options, e.g. --skip-live.
+bench-relay: install
+	$(BIN)/python -m bench.relay $(BENCH_ARGS)
+
+.PHONY: bench
+# The HTTP API under load against PostgreSQL's raw limit for the same writes (bench/README.md):
+# gunicorn with the production settings on PostgreSQL, Redis and RabbitMQ on 127.0.0.1, driven
+# by an aiohttp load generator; pgbench for the limit. A benchmark, not a test: a few minutes,
+# prints a table, writes bench/results/bench-<timestamp>.json. BENCH_ARGS passes options,
+# e.g. BENCH_ARGS='--duration 5 --scenarios read,patch'.
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	rm -f $(VENV)/.bench-installed-*
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.load $(BENCH_ARGS)

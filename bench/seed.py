@@ -1,0 +1,281 @@
+"""Seed the HTTP benchmark's database (`make bench`, bench/load.py) with set-based SQL.
+
+The database is the benchmark's own (`ordertrack_bench_http` unless BENCH_HTTP_DATABASE_URL
+says otherwise): created if missing, migrated under config.settings.bench, and its data
+tables emptied and filled again on every run, so each run starts from the same state:
+
+- 50 untracked products `BENCH-U-000` .. `BENCH-U-049` (quantity writes need no stock) and
+  10 tracked products `BENCH-T-00` .. `BENCH-T-09` with 1,000,000,000 units received at
+  `BENCH-WH` (a stock level and its `receive` stock-ledger row each);
+- 100 customers;
+- ORDERS (10,000) open orders, ids 1..ORDERS, each with LINES_PER_ORDER (3) lines on
+  untracked products: line k of order i is on `BENCH-U-{(3 i + k) % 50}` (`order_skus`),
+  quantity 500..999; one `order.created` ledger row per line and one outbox event per
+  order, already published so that the relay starts with an empty backlog;
+- HISTORY_ORDERS (4) orders, ids ORDERS+1.., with one line and HISTORY_ENTRIES (10,000)
+  ledger rows (versions 1..10,000; one outbox event per version, published);
+- the projections folded up to date, and an integrator user with an API token.
+
+bench/pgbench/*.sql rely on these ids and on the line -> product rule.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+
+ORDERS = 10_000
+LINES_PER_ORDER = 3
+UNTRACKED = 50
+TRACKED = 10
+CUSTOMERS = 100
+HISTORY_ORDERS = 4
+HISTORY_ENTRIES = 10_000
+USERNAME = "bench-integrator"
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/ordertrack_bench_http"
+
+DATA_TABLES = [
+    "history_consumedevent",
+    "history_idempotencyrecord",
+    "history_orderledgerentry",
+    "history_stockledgerentry",
+    "history_outboxevent",
+    "history_projectioncheckpoint",
+    "history_ordersnapshot",
+    "history_skudemand",
+    "history_skudailyadjustments",
+    "history_skustocktotals",
+    "inventory_reservationallocation",
+    "inventory_reservation",
+    "inventory_transfer",
+    "inventory_stocklevel",
+    "inventory_location",
+    "inventory_product",
+    "orders_orderline",
+    "orders_order",
+    "orders_customer",
+]
+
+
+def order_skus(order_id: int) -> list[str]:
+    """The skus of a seeded order's lines, in line order."""
+    return [f"BENCH-U-{(order_id * 3 + k) % UNTRACKED:03d}" for k in range(LINES_PER_ORDER)]
+
+
+def history_order_ids() -> list[int]:
+    return list(range(ORDERS + 1, ORDERS + HISTORY_ORDERS + 1))
+
+
+def configure() -> None:
+    """Point config.settings.bench at the HTTP benchmark's database (before django.setup)."""
+    os.environ["BENCH_DATABASE_URL"] = database_url()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.bench")
+
+
+def database_url() -> str:
+    return os.environ.get("BENCH_HTTP_DATABASE_URL", DEFAULT_DATABASE_URL)
+
+
+# The outbox payload of an order event, shaped like history.events.order_event_data.
+def _payload_sql(order: str, version: str, status: str, changes: str, occurred: str) -> str:
+    return f"""jsonb_build_object(
+        'order_id', {order}, 'aggregate_version', {version}, 'status', {status},
+        'reference', 'BENCH-' || {order}, 'customer_id', 1 + {order} % {CUSTOMERS},
+        'changes', {changes}, 'actor', 'bench-seed', 'source', 'system',
+        'reason', 'benchmark seed', 'correlation_id', '',
+        'occurred_at', to_char({occurred} AT TIME ZONE 'UTC',
+                               'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))"""
+
+
+CREATED_PAYLOAD = _payload_sql(
+    "o.id",
+    "1",
+    "'open'",
+    "(SELECT jsonb_agg(jsonb_build_object('sku', p.sku, 'before', 0, 'after', l.quantity,"
+    " 'delta', l.quantity) ORDER BY l.id) FROM orders_orderline l"
+    " JOIN inventory_product p ON p.id = l.product_id WHERE l.order_id = o.id)",
+    "o.created_at",
+)
+HISTORY_PAYLOAD = _payload_sql(
+    "e.order_id",
+    "e.version",
+    "'open'",
+    "jsonb_build_array(jsonb_build_object('sku', e.sku, 'before', e.quantity_before,"
+    " 'after', e.quantity_after, 'delta', e.delta))",
+    "e.occurred_at",
+)
+
+SEED_SQL = [
+    # Products: ids 1..50 untracked, 51..60 tracked (RESTART IDENTITY makes this exact).
+    f"""INSERT INTO inventory_product (sku, name, track_inventory, allow_backorder, created_at)
+        SELECT 'BENCH-U-' || lpad(p::text, 3, '0'), 'Bench untracked ' || p, false, false, now()
+        FROM generate_series(0, {UNTRACKED - 1}) AS p ORDER BY p""",
+    f"""INSERT INTO inventory_product (sku, name, track_inventory, allow_backorder, created_at)
+        SELECT 'BENCH-T-' || lpad(p::text, 2, '0'), 'Bench tracked ' || p, true, false, now()
+        FROM generate_series(0, {TRACKED - 1}) AS p ORDER BY p""",
+    """INSERT INTO inventory_location (code, name, type, address, active, priority, created_at)
+       VALUES ('BENCH-WH', 'Bench warehouse', 'warehouse', '', true, 100, now())""",
+    """INSERT INTO inventory_stocklevel (product_id, location_id, on_hand, reserved, in_transit,
+                                         backorder, reorder_point, safety_stock, is_low,
+                                         version, updated_at)
+       SELECT p.id, l.id, 1000000000, 0, 0, 0, 0, 0, false, 1, now()
+       FROM inventory_product p CROSS JOIN inventory_location l
+       WHERE p.track_inventory ORDER BY p.id""",
+    """INSERT INTO history_stockledgerentry (
+           event_id, product_id, sku, location_id, location_code, movement, delta_on_hand,
+           delta_reserved, delta_in_transit, delta_backorder, on_hand_after, reserved_after,
+           in_transit_after, backorder_after, version, reference_type, reference_id, actor,
+           source, reason, occurred_at, correlation_id, idempotency_key)
+       SELECT md5('receive-' || p.id)::uuid, p.id, p.sku, l.id, l.code, 'receive', 1000000000,
+              0, 0, 0, 1000000000, 0, 0, 0, 1, '', '', 'bench-seed', 'system', 'benchmark seed',
+              now() - interval '2 days', '', ''
+       FROM inventory_product p CROSS JOIN inventory_location l
+       WHERE p.track_inventory ORDER BY p.id""",
+    f"""INSERT INTO history_outboxevent (event_id, aggregate_type, aggregate_id,
+            aggregate_version, event_type, payload, created_at, published_at, attempts,
+            last_error)
+        SELECT md5('receive-' || p.id)::uuid, 'stock', p.sku, 1, 'stock.received',
+               jsonb_build_object('sku', p.sku, 'aggregate_version', 1),
+               now() - interval '2 days', now() - interval '2 days', 1, ''
+        FROM inventory_product p WHERE p.track_inventory ORDER BY p.id
+        LIMIT {TRACKED}""",
+    f"""INSERT INTO orders_customer (name, email, created_at)
+        SELECT 'Bench customer ' || c, 'customer' || c || '@bench.invalid', now()
+        FROM generate_series(1, {CUSTOMERS}) AS c ORDER BY c""",
+    # Orders 1..ORDERS, then the history orders, all version 1 for now.
+    f"""INSERT INTO orders_order (customer_id, reference, status, version, created_at,
+                                  updated_at)
+        SELECT 1 + i % {CUSTOMERS}, 'BENCH-' || i, 'open', 1,
+               now() - interval '1 day' + i * interval '1 ms',
+               now() - interval '1 day' + i * interval '1 ms'
+        FROM generate_series(1, {ORDERS}) AS i ORDER BY i""",
+    f"""INSERT INTO orders_orderline (order_id, product_id, quantity)
+        SELECT i, 1 + (i * 3 + k) % {UNTRACKED}, 500 + (i * 7 + k * 131) % 500
+        FROM generate_series(1, {ORDERS}) AS i CROSS JOIN generate_series(0, 2) AS k
+        ORDER BY i, k""",
+    f"""INSERT INTO history_orderledgerentry (
+            event_id, order_id, product_id, sku, version, event_type, delta, quantity_before,
+            quantity_after, actor, source, reason, occurred_at, correlation_id,
+            idempotency_key)
+        SELECT md5('order-' || o.id)::uuid, o.id, l.product_id, p.sku, 1, 'order.created',
+               l.quantity, 0, l.quantity, 'bench-seed', 'system', 'benchmark seed',
+               o.created_at, '', ''
+        FROM orders_order o JOIN orders_orderline l ON l.order_id = o.id
+        JOIN inventory_product p ON p.id = l.product_id
+        WHERE o.id <= {ORDERS} ORDER BY l.id""",
+    f"""INSERT INTO history_outboxevent (event_id, aggregate_type, aggregate_id,
+            aggregate_version, event_type, payload, created_at, published_at, attempts,
+            last_error)
+        SELECT md5('order-' || o.id)::uuid, 'order', o.id::text, 1, 'order.created',
+               {CREATED_PAYLOAD},
+               o.created_at, o.created_at, 1, ''
+        FROM orders_order o WHERE o.id <= {ORDERS} ORDER BY o.id""",
+    # The history orders: one line (BENCH-U-000) whose quantity goes 100, 101, 100, ...
+    f"""INSERT INTO orders_order (customer_id, reference, status, version, created_at,
+                                  updated_at)
+        SELECT 1, 'BENCH-HISTORY-' || h, 'open', {HISTORY_ENTRIES},
+               now() - interval '{HISTORY_ENTRIES + 60} seconds', now() - interval '1 minute'
+        FROM generate_series(1, {HISTORY_ORDERS}) AS h ORDER BY h""",
+    f"""INSERT INTO orders_orderline (order_id, product_id, quantity)
+        SELECT id, 1, {100 + (1 if HISTORY_ENTRIES % 2 == 0 else 0)}
+        FROM orders_order WHERE id > {ORDERS} ORDER BY id""",
+    f"""INSERT INTO history_orderledgerentry (
+            event_id, order_id, product_id, sku, version, event_type, delta, quantity_before,
+            quantity_after, actor, source, reason, occurred_at, correlation_id,
+            idempotency_key)
+        SELECT md5('history-' || o.id || '-' || v)::uuid, o.id, 1, 'BENCH-U-000', v,
+               CASE WHEN v = 1 THEN 'order.created' ELSE 'order.quantity_adjusted' END,
+               CASE WHEN v = 1 THEN 100 WHEN v % 2 = 0 THEN 1 ELSE -1 END,
+               CASE WHEN v = 1 THEN 0 WHEN v % 2 = 0 THEN 100 ELSE 101 END,
+               CASE WHEN v % 2 = 0 THEN 101 ELSE 100 END,
+               'integrator-' || v % 17, 'api', 'Customer asked by phone to change quantities',
+               o.created_at + v * interval '1 second', md5(o.id || '-' || v), ''
+        FROM orders_order o CROSS JOIN generate_series(1, {HISTORY_ENTRIES}) AS v
+        WHERE o.id > {ORDERS} ORDER BY o.id, v""",
+    f"""INSERT INTO history_outboxevent (event_id, aggregate_type, aggregate_id,
+            aggregate_version, event_type, payload, created_at, published_at, attempts,
+            last_error)
+        SELECT e.event_id, 'order', e.order_id::text, e.version, e.event_type,
+               {HISTORY_PAYLOAD},
+               e.occurred_at, e.occurred_at, 1, ''
+        FROM history_orderledgerentry e WHERE e.order_id > {ORDERS} ORDER BY e.id""",
+]
+
+
+def _execute(sql: str, params=None):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else None
+
+
+def ensure_database() -> str:
+    """Create the database if missing and migrate it (under config.settings.bench)."""
+    from bench.relay import ensure_database as create_and_migrate
+
+    return create_and_migrate()
+
+
+def token_for(username: str = USERNAME) -> str:
+    """An integrator's API token (issue_token creates the user and the token if needed)."""
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("issue_token", username, role="integrator", stdout=out)
+    return out.getvalue().strip().splitlines()[-1]
+
+
+def seed() -> dict:
+    """Empty the data tables and fill them again; returns counts and timings."""
+    from django.db import connection, transaction
+
+    from history.projector import projections_run
+
+    started = time.perf_counter()
+    with transaction.atomic():
+        _execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
+        for statement in SEED_SQL:
+            _execute(statement)
+    filled = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        for table in DATA_TABLES:
+            cursor.execute(f"VACUUM ANALYZE {table}")
+    started_projection = time.perf_counter()
+    applied = projections_run()
+    projected = time.perf_counter() - started_projection
+    ((orders, lines, ledger, outbox, unpublished),) = _execute(
+        """SELECT (SELECT count(*) FROM orders_order), (SELECT count(*) FROM orders_orderline),
+                  (SELECT count(*) FROM history_orderledgerentry),
+                  (SELECT count(*) FROM history_outboxevent),
+                  (SELECT count(*) FROM history_outboxevent WHERE published_at IS NULL)"""
+    )
+    assert orders == ORDERS + HISTORY_ORDERS and unpublished == 0, (orders, unpublished)
+    return {
+        "orders": orders,
+        "lines": lines,
+        "ledger_rows": ledger,
+        "outbox_rows": outbox,
+        "history_orders": history_order_ids(),
+        "history_entries_per_order": HISTORY_ENTRIES,
+        "fill_seconds": round(filled, 2),
+        "projection_seconds": round(projected, 2),
+        "projected_rows": applied,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def main() -> None:
+    configure()
+    import django
+
+    django.setup()
+    database = ensure_database()
+    result = seed()
+    token_for()
+    print(f"seeded {database}: {result}")
+
+
+if __name__ == "__main__":
+    main()
