@@ -13,7 +13,7 @@ from history.filters import LedgerFilter, TimelineFilter
 from history.models import OrderLedgerEntry, SkuDailyAdjustments, SkuDemand
 from history.renderers import CSVRenderer
 from history.selectors import ledger_entries, order_timeline, sku_demand_get, sku_demand_list
-from orders.selectors import order_get
+from orders.selectors import order_exists
 
 CSV_COLUMNS = (
     "event_id",
@@ -89,7 +89,7 @@ class OrderHistoryApi(_LedgerListApi):
         if getattr(self, "swagger_fake_view", False):
             return OrderLedgerEntry.objects.none()
         order_id = self.kwargs["order_id"]
-        order_get(order_id=order_id)
+        order_exists(order_id=order_id)
         self.csv_filename = f"order-{order_id}-history.csv"
         return order_timeline(order_id=order_id)
 

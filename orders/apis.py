@@ -20,7 +20,7 @@ from orders import services
 from orders.cache import MISS, order_cache_get, order_cache_put
 from orders.filters import OrderFilter
 from orders.models import MAX_LINE_QUANTITY, Customer, Order
-from orders.selectors import customer_list, order_get, order_list
+from orders.selectors import customer_list, order_get, order_list, order_representation
 
 
 class LineQuantityInput(StrictSerializer):
@@ -82,11 +82,11 @@ class OrderAsOfOutput(serializers.Serializer):
 
 
 def order_response(order_id: int, *, status_code: int = status.HTTP_200_OK) -> Response:
-    order = order_get(order_id=order_id)
-    headers = {"ETag": etag(order.version)}
+    data = order_representation(order_id=order_id)
+    headers = {"ETag": etag(data["version"])}
     if status_code == status.HTTP_201_CREATED:
-        headers["Location"] = f"/api/v1/orders/{order.pk}/"
-    return Response(OrderOutput(order).data, status=status_code, headers=headers)
+        headers["Location"] = f"/api/v1/orders/{order_id}/"
+    return Response(data, status=status_code, headers=headers)
 
 
 def cached_order_response(order_id: int) -> HttpResponse:
@@ -94,8 +94,8 @@ def cached_order_response(order_id: int) -> HttpResponse:
     the cache). `X-Cache` says which: hit, miss or degraded (Redis unavailable)."""
     body, version, cache_status = order_cache_get(order_id)
     if body is None:
-        order = order_get(order_id=order_id)
-        body, version = orjson.dumps(OrderOutput(order).data), order.version
+        data = order_representation(order_id=order_id)
+        body, version = orjson.dumps(data), data["version"]
         if cache_status == MISS:
             order_cache_put(order_id, version, body)
     response = HttpResponse(body, content_type="application/json")

@@ -36,7 +36,7 @@ from history.models import OrderEventType, OrderLedgerEntry, OutboxEvent
 from history.relay import outbox_kick
 from inventory.models import Product, Reservation, ReservationStatus, StockLevel
 from inventory.services import order_stock_apply
-from orders.cache import order_cache_invalidate
+from orders.cache import order_cache_invalidate_many
 from orders.models import MAX_LINE_QUANTITY, Order, OrderLine, OrderStatus
 
 MAX_BULK_ITEMS = 1000
@@ -424,8 +424,7 @@ def _event_payload(order: _OrderState, change: _Change, audit: Audit, now: datet
 
 
 def _invalidate_cache(versions: dict[int, int]) -> None:
-    for order_id, version in versions.items():
-        order_cache_invalidate(order_id, version)
+    order_cache_invalidate_many(versions)
 
 
 def _table(model) -> str:

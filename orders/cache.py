@@ -114,3 +114,20 @@ def order_cache_put(order_id: int, version: int, body: bytes) -> None:
 def order_cache_invalidate(order_id: int, version: int) -> None:
     """Called on commit of a write that produced `version`."""
     _set_if_newer(order_id, version, b"")
+
+
+def order_cache_invalidate_many(versions: dict[int, int]) -> None:
+    """Tombstones for many orders (order id -> new version) in one Redis round trip."""
+    client = _redis()
+    if client is None or not _available():
+        for order_id, version in versions.items():
+            order_cache_invalidate(order_id, version)
+        return
+    ttl = settings.ORDER_CACHE_TTL_SECONDS
+    try:
+        pipe = client.pipeline(transaction=False)
+        for order_id, version in versions.items():
+            pipe.eval(_SET_IF_NEWER, 1, cache.make_key(_key(order_id)), version, b"", ttl)
+        pipe.execute()
+    except RedisError as exc:
+        _trip(exc)

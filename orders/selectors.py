@@ -16,5 +16,49 @@ def order_get(*, order_id: int) -> Order:
     return order
 
 
+def _api_time(value) -> str:
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def order_representation(*, order_id: int) -> dict:
+    """The order as the API shows it, read with one query (lines joined to their order and
+    product; every order has at least one line). Same shape as orders.apis.OrderOutput."""
+    lines = list(
+        OrderLine.objects.filter(order_id=order_id)
+        .select_related("order", "product")
+        .only(
+            "quantity",
+            "product__sku",
+            "order__customer_id",
+            "order__reference",
+            "order__status",
+            "order__version",
+            "order__created_at",
+            "order__updated_at",
+        )
+        .order_by("id")
+    )
+    if not lines:
+        raise NotFound(f"Order {order_id} does not exist.")
+    order = lines[0].order
+    return {
+        "id": order_id,
+        "customer": order.customer_id,
+        "reference": order.reference,
+        "status": order.status,
+        "version": order.version,
+        "created_at": _api_time(order.created_at),
+        "updated_at": _api_time(order.updated_at),
+        "lines": [{"sku": line.product.sku, "quantity": line.quantity} for line in lines],
+    }
+
+
+def order_exists(*, order_id: int) -> None:
+    """Raise NotFound unless the order exists (one index probe, nothing loaded)."""
+    if not Order.objects.filter(pk=order_id).exists():
+        raise NotFound(f"Order {order_id} does not exist.")
+
+
 def customer_list() -> QuerySet[Customer]:
     return Customer.objects.order_by("id")

@@ -97,3 +97,20 @@ def test_reads_fall_back_to_the_database_when_redis_is_down(api, make_order, pro
             assert ready.json()["checks"]["cache"]["status"] == "down"
     finally:
         proxy.close()
+
+
+def test_many_tombstones_in_one_round_trip_block_stale_readers(make_order, product):
+    # given: two cached orders at version 1
+    first, second = make_order(lines={product.sku: 1}), make_order(lines={product.sku: 2})
+    for order in (first, second):
+        order_cache.order_cache_put(order.pk, 1, b'{"version": 1}')
+
+    # when: a bulk write leaves tombstones for versions 3 and 2
+    order_cache.order_cache_invalidate_many({first.pk: 3, second.pk: 2})
+    order_cache.order_cache_put(first.pk, 2, b'{"version": 2}')
+
+    # then
+    assert order_cache.order_cache_get(first.pk) == (None, None, "miss")
+    assert order_cache.order_cache_get(second.pk) == (None, None, "miss")
+    order_cache.order_cache_put(second.pk, 2, b'{"version": 2}')
+    assert order_cache.order_cache_get(second.pk)[1] == 2
