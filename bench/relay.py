@@ -7,7 +7,7 @@ with an empty outbox) and its own exchange and queue (`ordertrack-bench.events` 
 `ordertrack-bench.events.all`, bound with '#', purged before each scenario and deleted at the
 end), so the messages are really routed and stored. See bench/README.md.
 
-Scenarios, in one run:
+Scenarios, in one run (two rounds of raw + relay x1 + relay x2, then live):
 - raw: py-amqp alone, no database: the same messages (bodies and properties) the relay sends,
   published with publisher confirms in batches of RELAY_BATCH_SIZE, waiting for each batch's
   confirms before the next;
@@ -17,6 +17,8 @@ Scenarios, in one run:
 - live: a producer commits small transactions at a steady rate for ~10 s while the real
   `manage.py relay_outbox` loop runs; latency = published_at - created_at, created_at being
   clock_timestamp() in the producer's single-statement (so at once committed) transaction.
+Other work on the machine only slows a run down, so the best round of each is compared, and
+the share of the machine that went elsewhere is printed beside each run.
 """
 
 from __future__ import annotations
@@ -663,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aggregates", type=int, default=10_000)
     parser.add_argument("--events-per-aggregate", type=int, default=10)
     parser.add_argument("--processes", default="1,2", help="relay process counts to try")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of raw + relay runs")
     parser.add_argument("--batch-size", type=int, default=None, help="default RELAY_BATCH_SIZE")
     parser.add_argument("--live-rate", type=float, default=1000.0, help="events/s")
     parser.add_argument("--live-tx-events", type=int, default=2, help="events per transaction")
@@ -722,35 +725,38 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
 
-        raw("before", messages)
+        # Rounds of raw, then the relay in 1 and 2 processes: other work on the machine only
+        # ever slows a run down, so each scenario's best round is the one to compare.
         fresh = True
-        for count in [int(p) for p in args.processes.split(",")]:
-            if not fresh:
-                fill_backlog(args.aggregates, args.events_per_aggregate)
-            fresh = False
-            print(f"relay x{count}: draining {backlog['rows']:,} rows ...", flush=True)
-            load = _load()
-            result = relay_drain(count, batch_size)
-            stored = queue.count()
-            row = {
-                "scenario": f"relay backlog, {count} process{'es' if count > 1 else ''}",
-                "rate": result["events"] / result["seconds"],
-                **result,
-                "stored": stored,
-                "left": unpublished(),
-                "order_violations": order_violations(),
-                "load_before": load,
-            }
-            assert stored == result["events"] == backlog["rows"], row
-            assert row["left"] == 0 and row["order_violations"] == 0, row
-            queue.purge()
-            rows.append(row)
-        raw("after", messages)
+        for round_ in range(1, args.rounds + 1):
+            raw(f"round {round_}", messages)
+            for count in [int(p) for p in args.processes.split(",")]:
+                if not fresh:
+                    fill_backlog(args.aggregates, args.events_per_aggregate)
+                fresh = False
+                print(f"relay x{count}: draining {backlog['rows']:,} rows ...", flush=True)
+                load = _load()
+                result = relay_drain(count, batch_size)
+                stored = queue.count()
+                row = {
+                    "scenario": f"relay, {count} process{'es' if count > 1 else ''}, "
+                    f"round {round_}",
+                    "processes": count,
+                    "rate": result["events"] / result["seconds"],
+                    **result,
+                    "stored": stored,
+                    "left": unpublished(),
+                    "order_violations": order_violations(),
+                    "load_before": load,
+                }
+                assert stored == result["events"] == backlog["rows"], row
+                assert row["left"] == 0 and row["order_violations"] == 0, row
+                queue.purge()
+                rows.append(row)
         del messages
 
-        # The baseline: both raw runs together, to even out what else the machine did.
-        raws = [r for r in rows if r["scenario"].startswith("raw")]
-        raw_rate = sum(r["events"] for r in raws) / sum(r["seconds"] for r in raws)
+        # The baseline: the best raw round (the strictest one to compare with).
+        raw_rate = max(r["rate"] for r in rows if r["scenario"].startswith("raw"))
         for row in rows:
             row["ratio"] = row["rate"] / raw_rate
 
@@ -780,7 +786,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
 
         relays = [r for r in rows if r["scenario"].startswith("relay")]
-        single, best = relays[0], max(relays, key=lambda r: r["rate"])
+        single = max((r for r in relays if r["processes"] == 1), key=lambda r: r["rate"])
+        best = max(relays, key=lambda r: r["rate"])
         goal = {
             "ratio_goal": GOAL_RATIO,
             "rate_goal": GOAL_RATE,
@@ -790,8 +797,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         table, cpu = rates_table(rows), cpu_table(rows)
         verdict = (
-            f"goal (>= {GOAL_RATIO:.0%} of raw {raw_rate:,.0f}/s and >= {GOAL_RATE:,.0f} "
-            f"events/s): 1 process {'MET' if goal['single_process_met'] else 'NOT MET'} "
+            f"goal (>= {GOAL_RATIO:.0%} of the best raw round, {raw_rate:,.0f}/s, and >= "
+            f"{GOAL_RATE:,.0f} events/s): best 1-process round "
+            f"{'MET' if goal['single_process_met'] else 'NOT MET'} "
             f"({single['ratio']:.0%}, {single['rate']:,.0f}/s); best "
             f"{'MET' if goal['best_met'] else 'NOT MET'} ({best['scenario']}: "
             f"{best['ratio']:.0%}, {best['rate']:,.0f}/s)"

@@ -440,15 +440,16 @@ def outbox_relay(
     publisher: Publisher | None = None,
     max_seconds: float | None = None,
     batch_size: int | None = None,
+    should_stop=lambda: False,
 ) -> RelayResult:
-    """Relay batches until nothing deliverable is left, the time is up, or the broker is
-    unavailable (which is recorded in `errors`, not raised)."""
+    """Relay batches until nothing deliverable is left, the time is up, `should_stop()`
+    says so, or the broker is unavailable (recorded in `errors`, not raised)."""
     own_publisher = publisher is None
     publisher = publisher or Publisher()
     total = RelayResult()
     deadline = time.monotonic() + (max_seconds or settings.RELAY_MAX_RUN_SECONDS)
     try:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not should_stop():
             result = outbox_relay_batch(publisher=publisher, batch_size=batch_size)
             total.add(result)
             if result.errors or result.published == 0:

@@ -214,3 +214,19 @@ def outbox_events_retry(*, event_ids: list[int]) -> int:
     if retried:
         transaction.on_commit(outbox_kick)
     return retried
+
+
+def outbox_published_purge(*, older_than: timedelta, batch_size: int = 10_000) -> int:
+    """Delete outbox rows published more than `older_than` ago (the ledger keeps the
+    history; the outbox is only a delivery queue). Deletes in batches to keep locks short."""
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    while True:
+        ids = list(
+            OutboxEvent.objects.filter(published_at__lt=cutoff).values_list("id", flat=True)[
+                :batch_size
+            ]
+        )
+        if not ids:
+            return deleted
+        deleted += OutboxEvent.objects.filter(id__in=ids).delete()[0]

@@ -7,7 +7,7 @@ from celery import shared_task
 from celery.utils.log import get_task_logger
 from django.conf import settings
 
-from history.services import idempotency_records_purge
+from history.services import idempotency_records_purge, outbox_published_purge
 
 logger = get_task_logger(__name__)
 
@@ -37,3 +37,10 @@ def project_ledger() -> dict:
     from history.projector import projections_run
 
     return projections_run()
+
+
+@shared_task(ignore_result=True)
+def purge_published_outbox() -> int:
+    deleted = outbox_published_purge(older_than=timedelta(days=settings.OUTBOX_RETENTION_DAYS))
+    logger.info("Purged %d published outbox events.", deleted)
+    return deleted

@@ -167,3 +167,36 @@ def test_verify_ledger_reports_zero_drift_after_the_demo_data():
 
     # then
     assert "OK: every order matches its ledger" in out
+
+
+def test_relay_outbox_stops_cleanly_on_sigterm(audit):
+    # given: the relay running in the foreground as operators run it
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from django.conf import settings as django_settings
+
+    env = {
+        **__import__("os").environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "TEST_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/"
+        + connection.settings_dict["NAME"],
+    }
+    child = subprocess.Popen(
+        [sys.executable, "manage.py", "relay_outbox", "--interval", "0.05"],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)
+
+    # when
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=20)
+
+    # then
+    assert child.returncode == 0
+    assert "Traceback" not in stderr

@@ -1,4 +1,5 @@
-import time
+import signal
+import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -21,9 +22,18 @@ class Command(BaseCommand):
 
     def handle(self, *args, once, batch_size, interval, **options):
         publisher = Publisher()
+        stopping = threading.Event()
+        # Finish the batch in hand, then exit: interrupting a batch mid-query would only
+        # roll it back (and print a traceback).
+        previous = {
+            signum: signal.signal(signum, lambda *_: stopping.set())
+            for signum in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
-            while True:
-                result = outbox_relay(publisher=publisher, batch_size=batch_size)
+            while not stopping.is_set():
+                result = outbox_relay(
+                    publisher=publisher, batch_size=batch_size, should_stop=stopping.is_set
+                )
                 if result.published or result.failed or result.dead_lettered or once:
                     self.stdout.write(
                         f"published={result.published} failed={result.failed} "
@@ -35,8 +45,8 @@ class Command(BaseCommand):
                     return
                 if result.errors:
                     self.stderr.write(f"broker unavailable: {result.errors[0]}")
-                time.sleep(interval if not result.published else 0)
-        except KeyboardInterrupt:
-            pass
+                stopping.wait(interval if not result.published else 0)
         finally:
             publisher.close()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
