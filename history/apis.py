@@ -59,6 +59,43 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
         ]
 
 
+_ROW_FIELDS = (
+    "id",
+    "event_id",
+    "order_id",
+    "version",
+    "event_type",
+    "sku",
+    "delta",
+    "quantity_before",
+    "quantity_after",
+    "actor",
+    "source",
+    "reason",
+    "occurred_at",
+    "correlation_id",
+)
+
+
+def _ledger_row(row: dict) -> dict:
+    occurred_at = row["occurred_at"].isoformat()
+    return {
+        "event_id": str(row["event_id"]),
+        "order": row["order_id"],
+        "version": row["version"],
+        "event_type": row["event_type"],
+        "sku": row["sku"],
+        "delta": row["delta"],
+        "quantity_before": row["quantity_before"],
+        "quantity_after": row["quantity_after"],
+        "actor": row["actor"],
+        "source": row["source"],
+        "reason": row["reason"],
+        "occurred_at": occurred_at[:-6] + "Z" if occurred_at.endswith("+00:00") else occurred_at,
+        "correlation_id": row["correlation_id"],
+    }
+
+
 def ledger_csv_response(queryset, filename: str) -> StreamingHttpResponse:
     return csv_stream_response(queryset, CSV_COLUMNS, filename)
 
@@ -69,9 +106,13 @@ class _LedgerListApi(ListAPIView):
     csv_filename = "ledger.csv"
 
     def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
         if getattr(request.accepted_renderer, "format", None) == "csv":
-            return ledger_csv_response(self.filter_queryset(self.get_queryset()), self.csv_filename)
-        return super().list(request, *args, **kwargs)
+            return ledger_csv_response(queryset, self.csv_filename)
+        # Plain rows instead of model instances through a ModelSerializer: the same JSON
+        # (LedgerEntrySerializer documents it) at a fraction of the cost per row.
+        page = self.paginate_queryset(queryset.values(*_ROW_FIELDS))
+        return self.get_paginated_response([_ledger_row(row) for row in page])
 
 
 @extend_schema_view(

@@ -477,3 +477,24 @@ def test_adjustments_pagination_walks_every_row_once(api, two_orders):
 
     # then
     assert seen == [(str(event_id), sku) for event_id, sku in expected]
+
+
+def test_history_rows_are_exactly_what_the_documented_serializer_gives(
+    api, make_order, product, audit
+):
+    # given
+    from history.apis import LedgerEntrySerializer
+    from history.models import OrderLedgerEntry
+    from orders.services import order_adjust
+
+    order = make_order(lines={product.sku: 5})
+    order_adjust(order_id=order.pk, deltas={product.sku: -2}, audit=audit)
+
+    # when
+    results = api.get(f"/api/v1/orders/{order.pk}/history/").json()["results"]
+
+    # then
+    expected = LedgerEntrySerializer(
+        OrderLedgerEntry.objects.filter(order=order).order_by("version", "id"), many=True
+    ).data
+    assert results == [dict(row) for row in expected]
