@@ -101,9 +101,19 @@ def test_relay_outbox_once_publishes_the_backlog(audit):
     assert "published=4" in _run("relay_outbox", "--once")
 
 
-def test_consume_events_prints_acknowledges_and_deduplicates(audit):
+@pytest.fixture
+def durable_queue():
+    """A durable queue name for consume_events, deleted afterwards even if the test fails."""
+    from django.conf import settings as django_settings
+
+    name = f"{django_settings.EVENT_EXCHANGE}.consumer.{uuid.uuid4().hex[:8]}"
+    yield name
+    _delete_queue(name)
+
+
+def test_consume_events_prints_acknowledges_and_deduplicates(audit, durable_queue):
     # given: a queue bound before the events are relayed
-    queue = f"ordertrack-test-consumer-{uuid.uuid4().hex[:8]}"
+    queue = durable_queue
     _run("consume_events", "--queue", queue, "--idle-timeout", "0.2")
     _orders(audit, n=2)
     outbox_relay()
@@ -117,13 +127,14 @@ def test_consume_events_prints_acknowledges_and_deduplicates(audit):
     assert out.count("order.quantity_adjusted") == 2
     assert "read 4 message(s)" in out
     assert ConsumedEvent.objects.filter(consumer=queue).count() == 4
-    _delete_queue(queue)
 
 
-def test_the_cancellation_consumer_sends_one_mail_per_cancelled_order(audit, settings):
+def test_the_cancellation_consumer_sends_one_mail_per_cancelled_order(
+    audit, settings, durable_queue
+):
     # given
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    queue = f"ordertrack-test-notify-{uuid.uuid4().hex[:8]}"
+    queue = durable_queue
     _run("consume_events", "--queue", queue, "--binding", "order.*", "--idle-timeout", "0.2")
     customer = CustomerFactory(email="buyer@example.com")
     product = ProductFactory()
@@ -147,7 +158,6 @@ def test_the_cancellation_consumer_sends_one_mail_per_cancelled_order(audit, set
     assert mail.outbox[0].to == ["buyer@example.com"]
     assert mail.outbox[0].subject == f"Order #{order.pk} was cancelled"
     assert "Units released: 4" in mail.outbox[0].body
-    _delete_queue(queue)
 
 
 def _delete_queue(name: str) -> None:
