@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.csv import csv_stream_response
+from config.api.formats import api_datetime
 from config.api.pagination import OldestFirstPagination, TimelinePagination
 from history.filters import LedgerFilter, TimelineFilter
 from history.models import OrderLedgerEntry, SkuDailyAdjustments, SkuDemand
@@ -78,7 +79,6 @@ _ROW_FIELDS = (
 
 
 def _ledger_row(row: dict) -> dict:
-    occurred_at = row["occurred_at"].isoformat()
     return {
         "event_id": str(row["event_id"]),
         "order": row["order_id"],
@@ -91,7 +91,7 @@ def _ledger_row(row: dict) -> dict:
         "actor": row["actor"],
         "source": row["source"],
         "reason": row["reason"],
-        "occurred_at": occurred_at[:-6] + "Z" if occurred_at.endswith("+00:00") else occurred_at,
+        "occurred_at": api_datetime(row["occurred_at"]),
         "correlation_id": row["correlation_id"],
     }
 

@@ -5,7 +5,6 @@ what is available is 409 `insufficient_stock` with `available` in the body."""
 from datetime import timedelta
 
 import django_filters
-from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -18,7 +17,6 @@ from config.api.conditional import etag
 from config.api.fields import StrictIntegerField
 from config.api.idempotency import IdempotentMixin
 from config.api.serializers import AwareDateTimeField, StrictSerializer
-from config.errors import NotFound
 from inventory import services
 from inventory.models import (
     CODE_PATTERN,
@@ -34,7 +32,16 @@ from inventory.models import (
     Transfer,
     TransferStatus,
 )
-from inventory.selectors import product_get, product_list
+from inventory.selectors import (
+    location_get,
+    location_list,
+    product_get,
+    product_list,
+    reservation_get,
+    reservation_list,
+    transfer_get,
+    transfer_list,
+)
 
 MAX_RESERVATION_TTL_SECONDS = 7 * 24 * 60 * 60
 
@@ -135,7 +142,7 @@ class LocationListCreateApi(IdempotentMixin, ListAPIView):
         )
 
     def get_queryset(self):
-        return Location.objects.order_by("-id")
+        return location_list()
 
     @extend_schema(operation_id="locations_list")
     def get(self, request, *args, **kwargs):
@@ -160,10 +167,7 @@ class LocationListCreateApi(IdempotentMixin, ListAPIView):
 class LocationDetailApi(APIView):
     @extend_schema(operation_id="locations_retrieve", responses={200: LocationOutput})
     def get(self, request, code: str):
-        location = Location.objects.filter(code=code).first()
-        if location is None:
-            raise NotFound(f"Location {code} does not exist.")
-        return Response(LocationOutput(location).data)
+        return Response(LocationOutput(location_get(code=code)).data)
 
 
 # --- Stock at one place ---------------------------------------------------------------------
@@ -361,14 +365,8 @@ class TransferFilter(django_filters.FilterSet):
         fields = []
 
 
-def _transfers() -> QuerySet[Transfer]:
-    return Transfer.objects.select_related("product", "from_location", "to_location")
-
-
 def transfer_response(transfer_id: int, *, status_code: int = status.HTTP_200_OK) -> Response:
-    transfer = _transfers().filter(pk=transfer_id).first()
-    if transfer is None:
-        raise NotFound(f"Transfer {transfer_id} does not exist.")
+    transfer = transfer_get(transfer_id=transfer_id)
     headers = {"ETag": etag(transfer.version)}
     if status_code == status.HTTP_201_CREATED:
         headers["Location"] = f"/api/v1/transfers/{transfer.pk}/"
@@ -387,7 +385,7 @@ class TransferListCreateApi(IdempotentMixin, ListAPIView):
         reason = _reason_field(required=False)
 
     def get_queryset(self):
-        return _transfers().order_by("-id")
+        return transfer_list()
 
     @extend_schema(operation_id="transfers_list")
     def get(self, request, *args, **kwargs):
@@ -502,19 +500,8 @@ class ReservationFilter(django_filters.FilterSet):
         fields = []
 
 
-def _reservations() -> QuerySet[Reservation]:
-    allocations = ReservationAllocation.objects.select_related("location").order_by(
-        "location__priority", "location__code"
-    )
-    return Reservation.objects.select_related("product").prefetch_related(
-        Prefetch("allocations", queryset=allocations)
-    )
-
-
 def reservation_response(reservation_id: int, *, status_code: int = status.HTTP_200_OK) -> Response:
-    reservation = _reservations().filter(pk=reservation_id).first()
-    if reservation is None:
-        raise NotFound(f"Reservation {reservation_id} does not exist.")
+    reservation = reservation_get(reservation_id=reservation_id)
     headers = {"ETag": etag(reservation.version)}
     if status_code == status.HTTP_201_CREATED:
         headers["Location"] = f"/api/v1/reservations/{reservation.pk}/"
@@ -557,7 +544,7 @@ class ReservationListCreateApi(IdempotentMixin, ListAPIView):
             return data
 
     def get_queryset(self):
-        return _reservations().order_by("-id")
+        return reservation_list()
 
     @extend_schema(operation_id="reservations_list")
     def get(self, request, *args, **kwargs):

@@ -1,14 +1,21 @@
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Case, F, QuerySet, Sum, When
+from django.db.models import Case, F, Prefetch, QuerySet, Sum, When
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from config.errors import NotFound
 from history.models import SkuStockTotals, StockLedgerEntry, StockMovementType
 from inventory import forecast
-from inventory.models import Product, StockLevel
+from inventory.models import (
+    Location,
+    Product,
+    Reservation,
+    ReservationAllocation,
+    StockLevel,
+    Transfer,
+)
 
 
 def product_list() -> QuerySet[Product]:
@@ -23,6 +30,48 @@ def product_get(*, sku: str) -> Product:
 
 
 # --- Stock levels ---------------------------------------------------------------------------
+
+
+def location_list() -> QuerySet[Location]:
+    return Location.objects.order_by("-id")
+
+
+def location_get(*, code: str) -> Location:
+    location = Location.objects.filter(code=code).first()
+    if location is None:
+        raise NotFound(f"Location {code} does not exist.")
+    return location
+
+
+def transfer_list() -> QuerySet[Transfer]:
+    return Transfer.objects.select_related("product", "from_location", "to_location").order_by(
+        "-id"
+    )
+
+
+def transfer_get(*, transfer_id: int) -> Transfer:
+    transfer = transfer_list().filter(pk=transfer_id).first()
+    if transfer is None:
+        raise NotFound(f"Transfer {transfer_id} does not exist.")
+    return transfer
+
+
+def reservation_list() -> QuerySet[Reservation]:
+    allocations = ReservationAllocation.objects.select_related("location").order_by(
+        "location__priority", "location__code"
+    )
+    return (
+        Reservation.objects.select_related("product")
+        .prefetch_related(Prefetch("allocations", queryset=allocations))
+        .order_by("-id")
+    )
+
+
+def reservation_get(*, reservation_id: int) -> Reservation:
+    reservation = reservation_list().filter(pk=reservation_id).first()
+    if reservation is None:
+        raise NotFound(f"Reservation {reservation_id} does not exist.")
+    return reservation
 
 
 def stock_level_list() -> QuerySet[StockLevel]:

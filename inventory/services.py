@@ -343,6 +343,7 @@ def order_stock_apply(*, order, deltas: Mapping[int, int], audit: Audit) -> None
     }
     products = {p.pk: p for p in Product.objects.filter(pk__in=deltas)}
     locked = _lock_levels_for_products(list(products.values()))
+    active = _active_locations() if any(d > 0 for d in deltas.values()) else []
     for product_id in sorted(deltas):
         delta, product = deltas[product_id], products[product_id]
         reservation = reservations.get(product_id)
@@ -359,7 +360,9 @@ def order_stock_apply(*, order, deltas: Mapping[int, int], audit: Audit) -> None
                 version=0,
             )
         if delta > 0:
-            _reserve_more(reservation, product, delta, audit, now, locked=locked[product_id])
+            _reserve_more(
+                reservation, product, delta, audit, now, locked=locked[product_id], active=active
+            )
         else:
             _release_some(reservation, -delta, audit, now)
 
@@ -600,6 +603,11 @@ def _allocation_levels(
     return allocations, levels
 
 
+def _active_locations() -> list[Location]:
+    """Allocation order: priority, then code."""
+    return list(Location.objects.filter(active=True).order_by("priority", "code"))
+
+
 def _reserve_more(
     reservation: Reservation,
     product: Product,
@@ -609,6 +617,7 @@ def _reserve_more(
     *,
     pinned: Location | None = None,
     locked: dict[int, StockLevel] | None = None,
+    active: list[Location] | None = None,
 ) -> None:
     """Allocate `quantity` more to the reservation: from the pinned location, or across the
     active locations by priority. The shortfall is backordered at the first location if
@@ -617,7 +626,7 @@ def _reserve_more(
         candidates = [pinned]
         levels = _lock_levels(product, candidates)
     else:
-        candidates = list(Location.objects.filter(active=True).order_by("priority", "code"))
+        candidates = active if active is not None else _active_locations()
         levels = locked if locked is not None else _lock_levels_for_products([product])[product.pk]
         if not candidates:
             raise InsufficientStock(sku=product.sku, requested=quantity, available=0)

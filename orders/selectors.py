@@ -1,5 +1,6 @@
 from django.db.models import Prefetch, QuerySet
 
+from config.api.formats import api_datetime
 from config.errors import NotFound
 from orders.models import Customer, Order, OrderLine
 
@@ -14,11 +15,6 @@ def order_get(*, order_id: int) -> Order:
     if order is None:
         raise NotFound(f"Order {order_id} does not exist.")
     return order
-
-
-def _api_time(value) -> str:
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def order_representation(*, order_id: int) -> dict:
@@ -48,8 +44,8 @@ def order_representation(*, order_id: int) -> dict:
         "reference": order.reference,
         "status": order.status,
         "version": order.version,
-        "created_at": _api_time(order.created_at),
-        "updated_at": _api_time(order.updated_at),
+        "created_at": api_datetime(order.created_at),
+        "updated_at": api_datetime(order.updated_at),
         "lines": [{"sku": line.product.sku, "quantity": line.quantity} for line in lines],
     }
 

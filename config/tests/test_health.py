@@ -92,16 +92,27 @@ def test_readyz_truncates_long_errors(monkeypatch):
     assert len(body["checks"]["broker"]["error"]) == 300
 
 
-def test_cache_check_fails_when_the_cache_loses_writes(monkeypatch):
-    # given: a cache that silently drops values (what IGNORE_EXCEPTIONS does when Redis is down)
-    monkeypatch.setattr(health.cache, "get", lambda key, default=None: None)
+def test_cache_check_fails_when_the_cache_loses_writes(settings):
+    # given: Redis behind a proxy that we cut; with IGNORE_EXCEPTIONS the cache then
+    # silently drops every value, which is what the check must notice
+    from django.test import override_settings
 
-    # when
-    response = Client().get("/readyz")
+    from tests.proxy import TcpProxy
 
-    # then
-    assert response.status_code == 503
-    assert response.json()["checks"]["cache"]["status"] == "down"
+    proxy = TcpProxy("127.0.0.1", 6379)
+    redis_cache = {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{proxy.port}/0"}
+    try:
+        with override_settings(CACHES={"default": redis_cache}):
+            proxy.cut()
+
+            # when
+            response = Client().get("/readyz")
+
+        # then
+        assert response.status_code == 503
+        assert response.json()["checks"]["cache"]["status"] == "down"
+    finally:
+        proxy.close()
 
 
 def test_broker_check_fails_for_an_unreachable_broker(settings):
