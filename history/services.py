@@ -9,76 +9,15 @@ from django.utils import timezone
 
 from config import metrics
 from history.audit import Audit
-from history.events import LineChange, order_event_data, stock_event_data
+from history.events import stock_event_data
 from history.models import (
     IdempotencyRecord,
-    OrderEventType,
-    OrderLedgerEntry,
     OutboxEvent,
     StockEventType,
     StockLedgerEntry,
     StockMovementType,
 )
 from history.relay import outbox_kick
-
-
-def order_changes_record(
-    *,
-    order,
-    event_type: OrderEventType,
-    changes: Sequence[LineChange],
-    audit: Audit,
-    occurred_at: datetime,
-) -> OutboxEvent:
-    """Append one ledger row per changed line and one outbox event for the whole command.
-
-    Must run inside the caller's transaction, after the order row has been locked and its
-    version bumped, so that state, ledger and outbox commit together or not at all.
-    """
-    event_id = uuid.uuid4()
-    OrderLedgerEntry.objects.bulk_create(
-        [
-            OrderLedgerEntry(
-                event_id=event_id,
-                order_id=order.pk,
-                product_id=change.product_id,
-                sku=change.sku,
-                version=order.version,
-                event_type=event_type,
-                delta=change.delta,
-                quantity_before=change.before,
-                quantity_after=change.after,
-                actor=audit.actor,
-                source=audit.source,
-                reason=audit.reason,
-                occurred_at=occurred_at,
-                correlation_id=audit.correlation_id,
-                idempotency_key=audit.idempotency_key,
-            )
-            for change in changes
-        ]
-    )
-    transaction.on_commit(
-        partial(metrics.adjustments_recorded, audit.source, "order", len(changes))
-    )
-    return outbox_event_add(
-        event_id=event_id,
-        aggregate_type="order",
-        aggregate_id=str(order.pk),
-        aggregate_version=order.version,
-        event_type=event_type,
-        payload=order_event_data(
-            order_id=order.pk,
-            version=order.version,
-            status=order.status,
-            reference=order.reference,
-            customer_id=order.customer_id,
-            changes=changes,
-            audit=audit,
-            occurred_at=occurred_at,
-        ),
-        occurred_at=occurred_at,
-    )
 
 
 @dataclass

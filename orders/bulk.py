@@ -7,19 +7,15 @@ one `order.quantity_adjusted` outbox event. Items for the same order apply in in
 each seeing the quantity and version left by the one before it.
 """
 
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from functools import partial
 
-import orjson
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from config import metrics
 from config.errors import (
     DomainError,
     DomainValidationError,
@@ -31,13 +27,12 @@ from config.errors import (
     VersionConflict,
 )
 from history.audit import Audit
-from history.events import LineChange, order_event_data
-from history.models import OrderEventType, OrderLedgerEntry, OutboxEvent
-from history.relay import outbox_kick
+from history.events import LineChange
+from history.models import OrderEventType
 from inventory.models import Product, Reservation, ReservationStatus, StockLevel
 from inventory.services import order_stock_apply
-from orders.cache import order_cache_invalidate_many
 from orders.models import MAX_LINE_QUANTITY, Order, OrderLine, OrderStatus
+from orders.writes import OrderEvent, order_changes_write
 
 MAX_BULK_ITEMS = 1000
 
@@ -340,40 +335,33 @@ class _Plan:
         self.changes = [change for change in self.changes if change.order_id not in refused]
 
     def write(self, *, audit: Audit, now: datetime) -> None:
-        """Write the new state, one ledger row and one outbox event per change: a fixed
-        number of statements, whatever the number of changes."""
-        if not self.changes:
-            return
-        versions: dict[int, int] = {}
-        new_lines: dict[tuple[int, int], int] = {}
+        """Write the new state, one ledger row and one outbox event per change, in one
+        statement whatever the number of changes (orders.writes)."""
         updated_lines: dict[int, int] = {}
+        new_lines: dict[tuple[int, int], int] = {}
         for change in self.changes:
-            versions[change.order_id] = change.version
             if change.line_id is None:
                 new_lines[(change.order_id, change.product_id)] = change.after
             else:
                 updated_lines[change.line_id] = change.after
-        events = [
-            (
-                uuid.uuid4(),
-                change,
-                _event_payload(self.orders[change.order_id], change, audit, now),
-            )
-            for change in self.changes
-        ]
-        writer = _write_postgresql if connection.vendor == "postgresql" else _write_portable
-        writer(
-            versions=versions,
+        order_changes_write(
+            events=[self._event(change) for change in self.changes],
             updated_lines=updated_lines,
             new_lines=new_lines,
-            events=events,
             audit=audit,
             now=now,
         )
-        transaction.on_commit(outbox_kick)
-        transaction.on_commit(partial(_invalidate_cache, versions))
-        transaction.on_commit(
-            partial(metrics.adjustments_recorded, audit.source, "order", len(self.changes))
+
+    def _event(self, change: _Change) -> OrderEvent:
+        order = self.orders[change.order_id]
+        return OrderEvent(
+            order_id=order.id,
+            version=change.version,
+            status=order.status,
+            reference=order.reference,
+            customer_id=order.customer_id,
+            event_type=OrderEventType.QUANTITY_ADJUSTED,
+            changes=[LineChange(change.product_id, change.sku, change.before, change.after)],
         )
 
 
@@ -407,149 +395,4 @@ def _lock_stock(deltas: dict[int, dict[int, int]]) -> None:
         .filter(product_id__in=product_ids)
         .order_by("pk")
         .values_list("pk", flat=True)
-    )
-
-
-def _event_payload(order: _OrderState, change: _Change, audit: Audit, now: datetime) -> dict:
-    return order_event_data(
-        order_id=order.id,
-        version=change.version,
-        status=order.status,
-        reference=order.reference,
-        customer_id=order.customer_id,
-        changes=[LineChange(change.product_id, change.sku, change.before, change.after)],
-        audit=audit,
-        occurred_at=now,
-    )
-
-
-def _invalidate_cache(versions: dict[int, int]) -> None:
-    order_cache_invalidate_many(versions)
-
-
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _write_postgresql(*, versions, updated_lines, new_lines, events, audit, now) -> None:
-    """One statement per table, each taking all its rows as one parameter: id/value arrays
-    (unnest), or one JSON document (jsonb_to_recordset) for the ledger and outbox rows,
-    which is far cheaper to send than text arrays of JSON payloads. The statement text and
-    the parameter count stay the same whatever the batch size."""
-    event_type = str(OrderEventType.QUANTITY_ADJUSTED)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_table(Order)} AS o SET version = v.version, updated_at = %s "
-            "FROM unnest(%s::bigint[], %s::integer[]) AS v(id, version) WHERE o.id = v.id",
-            [now, list(versions), list(versions.values())],
-        )
-        if updated_lines:
-            cursor.execute(
-                f"UPDATE {_table(OrderLine)} AS l SET quantity = v.quantity "
-                "FROM unnest(%s::bigint[], %s::integer[]) AS v(id, quantity) WHERE l.id = v.id",
-                [list(updated_lines), list(updated_lines.values())],
-            )
-        if new_lines:
-            cursor.execute(
-                f"INSERT INTO {_table(OrderLine)} (order_id, product_id, quantity) "
-                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::integer[])",
-                [
-                    [order_id for order_id, _ in new_lines],
-                    [product_id for _, product_id in new_lines],
-                    list(new_lines.values()),
-                ],
-            )
-        ledger = [
-            {
-                "e": event_id,
-                "o": change.order_id,
-                "p": change.product_id,
-                "s": change.sku,
-                "v": change.version,
-                "b": change.before,
-                "a": change.after,
-            }
-            for event_id, change, _ in events
-        ]
-        cursor.execute(
-            f"INSERT INTO {_table(OrderLedgerEntry)} (event_id, order_id, product_id, sku, "
-            "version, event_type, delta, quantity_before, quantity_after, actor, source, "
-            "reason, occurred_at, correlation_id, idempotency_key) "
-            "SELECT r.e, r.o, r.p, r.s, r.v, %s, r.a - r.b, r.b, r.a, %s, %s, %s, %s, %s, %s "
-            "FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (e uuid, o bigint, p bigint, "
-            "s text, v integer, b integer, a integer)) WITH ORDINALITY "
-            "AS r(e, o, p, s, v, b, a, n) ORDER BY r.n",
-            [
-                event_type,
-                audit.actor,
-                str(audit.source),
-                audit.reason,
-                now,
-                audit.correlation_id,
-                audit.idempotency_key,
-                orjson.dumps(ledger).decode(),
-            ],
-        )
-        outbox = [
-            {"e": event_id, "a": str(change.order_id), "v": change.version, "p": payload}
-            for event_id, change, payload in events
-        ]
-        cursor.execute(
-            f"INSERT INTO {_table(OutboxEvent)} (event_id, aggregate_type, aggregate_id, "
-            "aggregate_version, event_type, payload, created_at, attempts, last_error) "
-            "SELECT r.e, 'order', r.a, r.v, %s, r.p, %s, 0, '' FROM ROWS FROM ("
-            "jsonb_to_recordset(%s::jsonb) AS (e uuid, a text, v integer, p jsonb)"
-            ") WITH ORDINALITY AS r(e, a, v, p, n) ORDER BY r.n",
-            [event_type, now, orjson.dumps(outbox).decode()],
-        )
-
-
-def _write_portable(*, versions, updated_lines, new_lines, events, audit, now) -> None:
-    """The same writes through the ORM, for the embedded SQLite default."""
-    Order.objects.bulk_update(
-        [Order(pk=order_id, version=v, updated_at=now) for order_id, v in versions.items()],
-        ["version", "updated_at"],
-    )
-    if updated_lines:
-        OrderLine.objects.bulk_update(
-            [OrderLine(pk=line_id, quantity=q) for line_id, q in updated_lines.items()],
-            ["quantity"],
-        )
-    if new_lines:
-        OrderLine.objects.bulk_create(
-            OrderLine(order_id=order_id, product_id=product_id, quantity=q)
-            for (order_id, product_id), q in new_lines.items()
-        )
-    event_type = OrderEventType.QUANTITY_ADJUSTED
-    OrderLedgerEntry.objects.bulk_create(
-        OrderLedgerEntry(
-            event_id=event_id,
-            order_id=change.order_id,
-            product_id=change.product_id,
-            sku=change.sku,
-            version=change.version,
-            event_type=event_type,
-            delta=change.after - change.before,
-            quantity_before=change.before,
-            quantity_after=change.after,
-            actor=audit.actor,
-            source=audit.source,
-            reason=audit.reason,
-            occurred_at=now,
-            correlation_id=audit.correlation_id,
-            idempotency_key=audit.idempotency_key,
-        )
-        for event_id, change, _ in events
-    )
-    OutboxEvent.objects.bulk_create(
-        OutboxEvent(
-            event_id=event_id,
-            aggregate_type="order",
-            aggregate_id=str(change.order_id),
-            aggregate_version=change.version,
-            event_type=event_type,
-            payload=payload,
-            created_at=now,
-        )
-        for event_id, change, payload in events
     )

@@ -1,7 +1,9 @@
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from config.api.formats import api_datetime
 from config.errors import NotFound
+from inventory.models import Product
 from orders.models import Customer, Order, OrderLine
 
 
@@ -20,33 +22,30 @@ def order_get(*, order_id: int) -> Order:
 def order_representation(*, order_id: int) -> dict:
     """The order as the API shows it, read with one query (lines joined to their order and
     product; every order has at least one line). Same shape as orders.apis.OrderOutput."""
-    lines = list(
-        OrderLine.objects.filter(order_id=order_id)
-        .select_related("order", "product")
-        .only(
-            "quantity",
-            "product__sku",
-            "order__customer_id",
-            "order__reference",
-            "order__status",
-            "order__version",
-            "order__created_at",
-            "order__updated_at",
+    # Plain SQL: every cache miss and every write response comes here, and the ORM takes
+    # longer to build this query than PostgreSQL takes to run it.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT o.customer_id, o.reference, o.status, o.version, o.created_at, "
+            f"o.updated_at, p.sku, l.quantity FROM {Order._meta.db_table} AS o "
+            f"JOIN {OrderLine._meta.db_table} AS l ON l.order_id = o.id "
+            f"JOIN {Product._meta.db_table} AS p ON p.id = l.product_id "
+            "WHERE o.id = %s ORDER BY l.id",
+            [order_id],
         )
-        .order_by("id")
-    )
-    if not lines:
+        rows = cursor.fetchall()
+    if not rows:
         raise NotFound(f"Order {order_id} does not exist.")
-    order = lines[0].order
+    customer_id, reference, status, version, created_at, updated_at = rows[0][:6]
     return {
         "id": order_id,
-        "customer": order.customer_id,
-        "reference": order.reference,
-        "status": order.status,
-        "version": order.version,
-        "created_at": api_datetime(order.created_at),
-        "updated_at": api_datetime(order.updated_at),
-        "lines": [{"sku": line.product.sku, "quantity": line.quantity} for line in lines],
+        "customer": customer_id,
+        "reference": reference,
+        "status": status,
+        "version": version,
+        "created_at": api_datetime(created_at),
+        "updated_at": api_datetime(updated_at),
+        "lines": [{"sku": sku, "quantity": quantity} for *_, sku, quantity in rows],
     }
 
 

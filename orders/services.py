@@ -3,10 +3,9 @@ call these functions; each runs in a single transaction that writes the new stat
 ledger row per changed line and one outbox event."""
 
 from collections.abc import Iterable, Mapping
-from functools import partial
 from typing import NamedTuple
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from config.errors import (
@@ -20,11 +19,10 @@ from config.errors import (
 from history.audit import Audit
 from history.events import LineChange
 from history.models import OrderEventType
-from history.services import order_changes_record
 from inventory.models import Product
 from inventory.services import order_stock_apply, order_stock_consume, order_stock_release
-from orders.cache import order_cache_invalidate
 from orders.models import MAX_LINE_QUANTITY, Customer, Order, OrderLine, OrderStatus
+from orders.writes import OrderEvent, order_changes_write
 
 
 def customer_create(*, name: str, email: str = "") -> Customer:
@@ -51,18 +49,19 @@ def order_create(
         order = Order.objects.create(
             customer_id=customer_id, reference=reference, created_at=now, updated_at=now
         )
-        OrderLine.objects.bulk_create(
-            OrderLine(order=order, product=products[sku], quantity=quantity)
-            for sku, quantity in lines.items()
-        )
-        order_changes_record(
-            order=order,
-            event_type=OrderEventType.CREATED,
-            changes=[
-                LineChange(products[sku].pk, sku, 0, quantity) for sku, quantity in lines.items()
+        order_changes_write(
+            events=[
+                _event(
+                    order,
+                    OrderEventType.CREATED,
+                    [LineChange(products[sku].pk, sku, 0, qty) for sku, qty in lines.items()],
+                )
             ],
+            updated_lines={},
+            new_lines={(order.pk, products[sku].pk): qty for sku, qty in lines.items()},
             audit=audit,
-            occurred_at=now,
+            now=now,
+            update_orders=False,
         )
         order_stock_apply(
             order=order,
@@ -133,7 +132,7 @@ def order_cancel(*, order_id: int, expected_version: int | None = None, audit: A
         order_stock_release(order=order, audit=audit)
         order.status = OrderStatus.CANCELLED
         return _apply_changes(
-            order, changes, current, OrderEventType.CANCELLED, audit, extra_fields=["status"]
+            order, changes, current, OrderEventType.CANCELLED, audit, status_changed=True
         )
 
 
@@ -150,7 +149,7 @@ def order_fulfil(*, order_id: int, expected_version: int | None = None, audit: A
         order_stock_consume(order=order, audit=audit)
         order.status = OrderStatus.FULFILLED
         return _apply_changes(
-            order, changes, current, OrderEventType.FULFILLED, audit, extra_fields=["status"]
+            order, changes, current, OrderEventType.FULFILLED, audit, status_changed=True
         )
 
 
@@ -176,14 +175,26 @@ def _products_by_sku(skus: Iterable[str]) -> dict[str, Product]:
 def _lock_editable_order(order_id: int, expected_version: int | None) -> Order:
     """Lock the order row for the rest of the transaction. The order row is always the
     first lock an order command takes; stock rows come after it, ordered by pk."""
-    order = Order.objects.select_for_update().filter(pk=order_id).first()
-    if order is None:
+    # Plain SQL here and in _current_lines: these run on every order command, and the ORM
+    # spends longer building each query than PostgreSQL spends running it.
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(_LOCKED_FIELDS)} FROM {Order._meta.db_table} WHERE id = %s{lock}",
+            [order_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
         raise NotFound(f"Order {order_id} does not exist.")
+    order = Order.from_db(connection.alias, _LOCKED_FIELDS, row)
     if expected_version is not None and expected_version != order.version:
         raise VersionConflict(expected=expected_version, current=order.version)
     if order.status != OrderStatus.OPEN:
         raise OrderNotEditable(f"Order {order_id} is {order.status} and cannot be changed.")
     return order
+
+
+_LOCKED_FIELDS = ["id", "customer_id", "reference", "status", "version"]
 
 
 class _CurrentLine(NamedTuple):
@@ -196,16 +207,22 @@ class _CurrentLine(NamedTuple):
 def _current_lines(order: Order, skus: Iterable[str] | None = None) -> dict[str, _CurrentLine]:
     """sku -> current line, for the given skus (all lines when None). A sku that is not on
     the order yet gets a line-to-be with quantity 0."""
-    lines = OrderLine.objects.filter(order=order)
+    sql = (
+        "SELECT p.sku, l.id, l.product_id, l.quantity, p.track_inventory "
+        f"FROM {OrderLine._meta.db_table} AS l "
+        f"JOIN {Product._meta.db_table} AS p ON p.id = l.product_id WHERE l.order_id = %s"
+    )
+    params: list = [order.pk]
     if skus is not None:
         skus = list(skus)
-        lines = lines.filter(product__sku__in=skus)
-    current = {
-        sku: _CurrentLine(line_id, product_id, quantity, tracked)
-        for line_id, sku, product_id, quantity, tracked in lines.order_by("id").values_list(
-            "id", "product__sku", "product_id", "quantity", "product__track_inventory"
-        )
-    }
+        sql += f" AND p.sku IN ({', '.join(['%s'] * len(skus))})"
+        params += skus
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " ORDER BY l.id", params)
+        current = {
+            sku: _CurrentLine(line_id, product_id, quantity, bool(tracked))
+            for sku, line_id, product_id, quantity, tracked in cursor.fetchall()
+        }
     if skus is None:
         return current
     missing = [sku for sku in skus if sku not in current]
@@ -215,6 +232,18 @@ def _current_lines(order: Order, skus: Iterable[str] | None = None) -> dict[str,
     return {sku: current[sku] for sku in skus}
 
 
+def _event(order: Order, event_type: OrderEventType, changes: list[LineChange]) -> OrderEvent:
+    return OrderEvent(
+        order_id=order.pk,
+        version=order.version,
+        status=order.status,
+        reference=order.reference,
+        customer_id=order.customer_id,
+        event_type=event_type,
+        changes=changes,
+    )
+
+
 def _apply_changes(
     order: Order,
     changes: list[LineChange],
@@ -222,37 +251,31 @@ def _apply_changes(
     event_type: OrderEventType,
     audit: Audit,
     *,
-    extra_fields: Iterable[str] = (),
+    status_changed: bool = False,
 ) -> Order:
     """Write the new line quantities, bump the version once, and record ledger + outbox.
     A quantity command with no changes is a no-op; a status change always records."""
-    if not changes and not extra_fields:
+    if not changes and not status_changed:
         return order
-    now = timezone.now()
-    updated, created = [], []
+    updated, created = {}, {}
     for change in changes:
         line_id = current[change.sku].line_id
         if line_id is None:
-            created.append(
-                OrderLine(order=order, product_id=change.product_id, quantity=change.after)
-            )
+            created[(order.pk, change.product_id)] = change.after
         else:
-            updated.append(OrderLine(pk=line_id, quantity=change.after))
+            updated[line_id] = change.after
     if event_type == OrderEventType.QUANTITY_ADJUSTED:
         order_stock_apply(
             order=order,
             deltas={c.product_id: c.delta for c in changes if current[c.sku].tracked},
             audit=audit,
         )
-    if updated:
-        OrderLine.objects.bulk_update(updated, ["quantity"])
-    if created:
-        OrderLine.objects.bulk_create(created)
     order.version += 1
-    order.updated_at = now
-    order.save(update_fields=["version", "updated_at", *extra_fields])
-    order_changes_record(
-        order=order, event_type=event_type, changes=changes, audit=audit, occurred_at=now
+    order_changes_write(
+        events=[_event(order, event_type, changes)],
+        updated_lines=updated,
+        new_lines=created,
+        audit=audit,
+        now=timezone.now(),
     )
-    transaction.on_commit(partial(order_cache_invalidate, order.pk, order.version))
     return order

@@ -1147,3 +1147,68 @@ def test_many_lines_are_created_in_one_request(api):
     assert len(response.json()["lines"]) == 30
     assert OrderLedgerEntry.objects.count() == 30
     assert OutboxEvent.objects.count() == 1
+
+
+# --- Query counts of the hot endpoints (make bench drives these) -------------------------
+
+
+def _queries_of(django_assert_num_queries, count, request):
+    with django_assert_num_queries(count) as captured:
+        response = request()
+    return response, [query["sql"] for query in captured.captured_queries]
+
+
+def test_order_read_costs_one_query_on_a_cache_miss_and_none_on_a_hit(
+    api, make_order, product, django_assert_num_queries
+):
+    # given: the token is cached by an earlier request; the order is not cached yet
+    warm, order = make_order(lines={product.sku: 1}), make_order(lines={product.sku: 2})
+    api.get(f"/api/v1/orders/{warm.pk}/")
+    path = f"/api/v1/orders/{order.pk}/"
+
+    # when / then
+    miss, _ = _queries_of(django_assert_num_queries, 1, lambda: api.get(path))
+    hit, _ = _queries_of(django_assert_num_queries, 0, lambda: api.get(path))
+    assert (miss["X-Cache"], hit["X-Cache"]) == ("miss", "hit")
+    assert orjson.loads(hit.content) == orjson.loads(miss.content)
+
+
+@pytest.mark.parametrize("kind", ["patch", "adjust"])
+def test_a_single_adjustment_costs_four_statements(
+    api, make_order, product, django_assert_num_queries, kind
+):
+    # given
+    order = make_order(lines={product.sku: 5})
+    api.get(f"/api/v1/orders/{order.pk}/")
+    if kind == "patch":
+        body = {"lines": [{"sku": product.sku, "quantity": 9}], "reason": "count"}
+        request = lambda: api.patch(f"/api/v1/orders/{order.pk}/", body, format="json")  # noqa: E731
+    else:
+        body = {"sku": product.sku, "delta": 4, "reason": "count"}
+        request = lambda: api.post(f"/api/v1/orders/{order.pk}/adjust/", body, format="json")  # noqa: E731
+
+    # when: lock the order, read its lines, write state + ledger + outbox in one statement,
+    # read the representation (plus the savepoint pair the test transaction adds)
+    response, sql = _queries_of(django_assert_num_queries, 6, request)
+
+    # then
+    assert response.status_code == 200
+    assert response.json()["lines"] == [{"sku": product.sku, "quantity": 9}]
+    assert "FOR UPDATE" in sql[1]
+    assert sum(1 for s in sql if "INSERT INTO history_outboxevent" in s) == 1
+    assert OrderLedgerEntry.objects.filter(order=order, version=2).count() == 1
+
+
+def test_first_history_page_costs_two_queries(api, make_order, product, django_assert_num_queries):
+    # given
+    order = make_order(lines={product.sku: 5})
+    api.get(f"/api/v1/orders/{order.pk}/")
+
+    # when: the order exists (an index probe), then one page of the ledger
+    response, _ = _queries_of(
+        django_assert_num_queries, 2, lambda: api.get(f"/api/v1/orders/{order.pk}/history/")
+    )
+
+    # then
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 1
