@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from config.errors import (
@@ -26,6 +26,7 @@ from config.errors import (
     QuantityOutOfRange,
     VersionConflict,
 )
+from config.sql import fetch_all, one_of
 from history.audit import Audit
 from history.events import LineChange
 from history.models import OrderEventType
@@ -204,30 +205,37 @@ class _Plan:
     @classmethod
     def build(cls, items: Sequence[BulkItem]) -> "_Plan":
         """Read everything the batch needs (three queries) and work out every item."""
+        # Plain SQL: with the ORM, building and converting these statements (up to a
+        # thousand parameters each) cost more than running them.
+        is_sku, params = one_of("sku", {item.sku for item in items})
         products = {
-            sku: (product_id, tracked)
-            for sku, product_id, tracked in Product.objects.filter(
-                sku__in={item.sku for item in items}
+            sku: (product_id, bool(tracked))
+            for sku, product_id, tracked in fetch_all(
+                f"SELECT sku, id, track_inventory FROM {Product._meta.db_table} WHERE {is_sku}",
+                params,
             )
-            .order_by()
-            .values_list("sku", "id", "track_inventory")
         }
+        is_order, params = one_of("id", {item.order for item in items})
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
         orders = {
             row[0]: _OrderState(*row)
-            for row in Order.objects.select_for_update()
-            .filter(pk__in={item.order for item in items})
-            .order_by("pk")
-            .values_list("id", "version", "status", "reference", "customer_id")
+            for row in fetch_all(
+                "SELECT id, version, status, reference, customer_id "
+                f"FROM {Order._meta.db_table} WHERE {is_order} ORDER BY id{lock}",
+                params,
+            )
         }
         lines: dict[tuple[int, int], _Line] = {}
         if orders and products:
+            of_orders, order_params = one_of("order_id", orders)
+            of_products, product_params = one_of("product_id", [p for p, _ in products.values()])
             lines = {
                 (order_id, product_id): _Line(line_id, quantity)
-                for line_id, order_id, product_id, quantity in OrderLine.objects.filter(
-                    order_id__in=orders, product_id__in=[p for p, _ in products.values()]
+                for line_id, order_id, product_id, quantity in fetch_all(
+                    "SELECT id, order_id, product_id, quantity "
+                    f"FROM {OrderLine._meta.db_table} WHERE {of_orders} AND {of_products}",
+                    order_params + product_params,
                 )
-                .order_by()
-                .values_list("id", "order_id", "product_id", "quantity")
             }
         plan = cls(items=items, results=[], orders=orders, changes=[], passed=defaultdict(list))
         versions = {order_id: order.version for order_id, order in orders.items()}

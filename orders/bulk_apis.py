@@ -119,7 +119,7 @@ class AdjustmentsBulkApi(IdempotentMixin, APIView):
     )
     def post(self, request):
         atomic = _atomic(request)
-        data = validated(self.InputSerializer, request)
+        data = well_formed(request.data) or validated(self.InputSerializer, request)
         items = [BulkItem(**item) for item in data["items"]]
         results = order_adjustments_bulk(
             items=items, atomic=atomic, audit=audit_from(request, data.get("reason", ""))
@@ -127,6 +127,53 @@ class AdjustmentsBulkApi(IdempotentMixin, APIView):
         body = [_result(r) for r in results]
         failed = sum(1 for r in results if r.status == BulkStatus.ERROR)
         return Response({"results": body, "applied": len(results) - failed, "failed": failed})
+
+
+_ITEM_FIELDS = {"order", "sku", "quantity", "delta", "expected_version"}
+_INTEGER_RANGES = {
+    "order": (1, _MAX_ID),
+    "quantity": (0, MAX_LINE_QUANTITY),
+    "delta": (-MAX_LINE_QUANTITY, MAX_LINE_QUANTITY),
+    "expected_version": (1, _MAX_VERSION),
+}
+
+
+def well_formed(body) -> dict | None:
+    """The body as InputSerializer would validate it, when a quick check can tell that it
+    is valid; otherwise None, and the serializer judges it and words the errors. The check
+    accepts a subset of what the serializer accepts (plain ASCII text with no surrounding
+    whitespace, JSON integers in range), so it never lets through what the serializer would
+    refuse. DRF takes about 0.3 ms per item to validate, more than the rest of the request."""
+    if not isinstance(body, dict) or not body.keys() <= {"items", "reason"}:
+        return None
+    items, reason = body.get("items"), body.get("reason", "")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BULK_ITEMS:
+        return None
+    if not _plain_text(reason, max_length=500, allow_blank=True):
+        return None
+    for item in items:
+        if not isinstance(item, dict) or not item.keys() <= _ITEM_FIELDS:
+            return None
+        if ("quantity" in item) == ("delta" in item) or "order" not in item:
+            return None
+        if not _plain_text(item.get("sku"), max_length=64, allow_blank=False):
+            return None
+        for name, (low, high) in _INTEGER_RANGES.items():
+            value = item.get(name)
+            if name in item and not (type(value) is int and low <= value <= high):
+                return None
+    return {"items": items, "reason": reason}
+
+
+def _plain_text(value, *, max_length: int, allow_blank: bool) -> bool:
+    return (
+        type(value) is str
+        and (allow_blank or value != "")
+        and len(value) <= max_length
+        and value.isascii()
+        and "\x00" not in value
+        and value == value.strip()
+    )
 
 
 def _atomic(request) -> bool:

@@ -23,25 +23,30 @@ HIT, MISS, DEGRADED = "hit", "miss", "degraded"
 _BREAKER_SECONDS = 5.0
 _broken_until = 0.0
 
+# KEYS: the entries; ARGV: ttl, body ('' for tombstones), then one version per key.
 _SET_IF_NEWER = """
-local current = redis.call('GET', KEYS[1])
-local version = tonumber(ARGV[1])
-local tombstone = ARGV[2] == ''
-if current then
+local ttl, body = ARGV[1], ARGV[2]
+local tombstone = body == ''
+local function newer(current, version)
+  if not current then return true end
   local sep = string.find(current, '|', 1, true)
   local current_version = tonumber(string.sub(current, 1, sep - 1))
-  local current_tombstone = sep == string.len(current)
-  if tombstone then
-    if version <= current_version then return 0 end
-  elseif current_tombstone then
-    if version < current_version then return 0 end
-  elseif version <= current_version then
-    return 0
+  if not tombstone and sep == string.len(current) then
+    return version >= current_version
+  end
+  return version > current_version
+end
+local written = 0
+for i, key in ipairs(KEYS) do
+  local version = tonumber(ARGV[i + 2])
+  if newer(redis.call('GET', key), version) then
+    redis.call('SET', key, version .. '|' .. body, 'EX', ttl)
+    written = written + 1
   end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[3])
-return 1
+return written
 """
+_script = None
 
 
 def _key(order_id: int) -> str:
@@ -90,44 +95,42 @@ def _lookup(order_id: int) -> tuple[bytes | None, int | None, str]:
     return (body, int(version), HIT) if body else (None, None, MISS)
 
 
-def _set_if_newer(order_id: int, version: int, body: bytes) -> None:
-    if not _available():
+def _set_if_newer(versions: dict[int, int], body: bytes) -> None:
+    """Store `body` (b"" for a tombstone) at each order's version, where it is newer than
+    what the cache holds: one Redis round trip, however many orders."""
+    global _script
+    if not _available() or not versions:
         return
     client = _redis()
     ttl = settings.ORDER_CACHE_TTL_SECONDS
     try:
         if client is None:
-            current = cache.get(_key(order_id))
-            current_version = int(current.partition(b"|")[0]) if current else 0
-            if version >= current_version:
-                cache.set(_key(order_id), b"%d|%s" % (version, body), ttl)
+            for order_id, version in versions.items():
+                current = cache.get(_key(order_id))
+                current_version = int(current.partition(b"|")[0]) if current else 0
+                if version >= current_version:
+                    cache.set(_key(order_id), b"%d|%s" % (version, body), ttl)
             return
-        client.eval(_SET_IF_NEWER, 1, cache.make_key(_key(order_id)), version, body, ttl)
+        if _script is None:
+            _script = client.register_script(_SET_IF_NEWER)  # EVALSHA, loaded once
+        _script(
+            keys=[cache.make_key(_key(order_id)) for order_id in versions],
+            args=[ttl, body, *versions.values()],
+            client=client,
+        )
     except RedisError as exc:
         _trip(exc)
 
 
 def order_cache_put(order_id: int, version: int, body: bytes) -> None:
-    _set_if_newer(order_id, version, body)
+    _set_if_newer({order_id: version}, body)
 
 
 def order_cache_invalidate(order_id: int, version: int) -> None:
     """Called on commit of a write that produced `version`."""
-    _set_if_newer(order_id, version, b"")
+    _set_if_newer({order_id: version}, b"")
 
 
 def order_cache_invalidate_many(versions: dict[int, int]) -> None:
     """Tombstones for many orders (order id -> new version) in one Redis round trip."""
-    client = _redis()
-    if client is None or not _available():
-        for order_id, version in versions.items():
-            order_cache_invalidate(order_id, version)
-        return
-    ttl = settings.ORDER_CACHE_TTL_SECONDS
-    try:
-        pipe = client.pipeline(transaction=False)
-        for order_id, version in versions.items():
-            pipe.eval(_SET_IF_NEWER, 1, cache.make_key(_key(order_id)), version, b"", ttl)
-        pipe.execute()
-    except RedisError as exc:
-        _trip(exc)
+    _set_if_newer(versions, b"")

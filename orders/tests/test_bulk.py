@@ -525,7 +525,7 @@ def test_query_count_does_not_grow_with_the_number_of_items(
     print(f"{len(items)} items: {len(queries.captured_queries)} queries")
     locks = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
     assert len(locks) == 1
-    assert 'ORDER BY "orders_order"."id" ASC FOR UPDATE' in locks[0]
+    assert "ORDER BY id FOR UPDATE" in locks[0]
 
 
 def test_the_orm_writer_for_sqlite_writes_the_same_rows(make_order, product, monkeypatch, audit):

@@ -4,9 +4,12 @@ roles, Idempotency-Key, and bad input that must write nothing."""
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from history.models import IdempotencyRecord, OrderLedgerEntry, OutboxEvent
+from orders.bulk_apis import AdjustmentsBulkApi, well_formed
 from orders.models import Order, OrderLine
 from tests.factories import ProductFactory
 
@@ -382,3 +385,75 @@ def test_each_applied_item_counts_as_one_recorded_adjustment(
     # then
     assert response.status_code == 200, response.content
     assert recorded() - before == 2
+
+
+# --- The quick check in front of the serializer ---------------------------------------------
+
+_ints = st.sampled_from([0, 1, -1, 10**6, 10**6 + 1, -(10**6), -(10**6) - 1, 2**31, 2**63])
+_odd_texts = st.sampled_from([" A-1", "A-1 ", "", "x" * 65, "é", "a\x00b", "y" * 501, "\t"])
+_texts = st.one_of(st.from_regex(r"[A-Z0-9 -]{1,8}", fullmatch=True), _odd_texts)
+_values = st.one_of(_ints, _odd_texts, st.none(), st.booleans(), st.just(1.0), st.just("12"))
+
+
+def _mostly(draw, valid, odd=_values):
+    return draw(valid) if draw(st.integers(0, 9)) else draw(odd)
+
+
+@st.composite
+def _items(draw) -> dict:
+    """Mostly well-formed items, with a wrong value, a missing or an extra field now and then."""
+    valid_text = st.from_regex(r"[A-Z0-9-]{1,8}", fullmatch=True)
+    item = {
+        "order": _mostly(draw, st.integers(1, 2**63 - 1)),
+        "sku": _mostly(draw, valid_text, _texts),
+    }
+    item[draw(st.sampled_from(["quantity", "delta"]))] = _mostly(draw, st.integers(0, 10**6))
+    if draw(st.booleans()):
+        item["expected_version"] = _mostly(draw, st.integers(1, 2**31 - 1))
+    if not draw(st.integers(0, 19)):
+        item[draw(st.sampled_from(["qty", "quantity", "delta"]))] = draw(_values)
+    if not draw(st.integers(0, 19)):
+        item.pop(draw(st.sampled_from(sorted(item))))
+    return item
+
+
+@st.composite
+def _bodies(draw):
+    if not draw(st.integers(0, 19)):
+        return draw(_values | st.lists(_items(), max_size=2))
+    body = {"items": draw(st.lists(_items(), min_size=0, max_size=4))}
+    if draw(st.booleans()):
+        body["reason"] = _mostly(draw, st.from_regex(r"[a-z]{0,5}( [a-z]{1,5})?", fullmatch=True))
+    if not draw(st.integers(0, 19)):
+        body["extra"] = draw(_values)
+    return body
+
+
+_body = _bodies()
+
+
+@settings(max_examples=500, deadline=None)
+@given(body=_body)
+def test_what_the_quick_check_accepts_the_serializer_accepts_unchanged(body):
+    # when
+    quick = well_formed(body)
+    serializer = AdjustmentsBulkApi.InputSerializer(data=body)
+
+    # then: the quick check never accepts what the serializer refuses, nor changes a value
+    if quick is not None:
+        assert serializer.is_valid(), serializer.errors
+        expected = {"items": serializer.validated_data["items"], "reason": ""}
+        expected["reason"] = serializer.validated_data.get("reason", "")
+        assert quick == expected
+
+
+def test_the_quick_check_accepts_the_usual_batch():
+    body = {
+        "items": [
+            {"order": 1, "sku": "A-1", "delta": -2},
+            {"order": 2, "sku": "A-1", "quantity": 5, "expected_version": 3},
+        ],
+        "reason": "restock",
+    }
+    assert well_formed(body) == body
+    assert well_formed({"items": body["items"]}) == {"items": body["items"], "reason": ""}
