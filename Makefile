@@ -55,3 +55,10 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.load $(BENCH_ARGS)
+
+.PHONY: bench-profile
+# One scenario's requests sent in-process to the production WSGI app: per-request wall, CPU,
+# PostgreSQL backend CPU and statements; --cprofile shows where the CPU goes (bench/profile.py).
+# e.g. make bench-profile BENCH_ARGS='adjust --cprofile'
+bench-profile: $(BENCH_STAMP)
+	$(BIN)/python -m bench.profile $(BENCH_ARGS)

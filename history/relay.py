@@ -235,8 +235,10 @@ _TABLE = OutboxEvent._meta.db_table
 # NOT EXISTS into an anti-join whose inner side reads every unpublished row (with a large
 # backlog, a sequential scan of the table) once per batch: 25-35 ms per batch with 100,000
 # rows pending, so draining a backlog is quadratic. OFFSET 0 keeps the sub-select a
-# per-candidate probe of outbox_aggregate_pending_idx: ~2 ms per 500 rows whatever the
-# backlog. Same rows, same order, same locks.
+# per-candidate probe, and the repeated IS NOT NULL test lets it use
+# outbox_aggregate_stuck_idx, which holds only the stuck rows (dead-lettered or waiting to
+# retry): without it, each probe read every earlier pending event of the aggregate from the
+# heap (30-47 ms per 500-row batch after a bulk load). Same rows, same order, same locks.
 _CLAIM_SQL = f"""
 SELECT {", ".join(f'o."{f.column}"' for f in OutboxEvent._meta.concrete_fields)}
 FROM "{_TABLE}" o
@@ -246,6 +248,7 @@ WHERE o.published_at IS NULL AND o.dead_lettered_at IS NULL
       SELECT 1 FROM "{_TABLE}" u
       WHERE u.aggregate_type = o.aggregate_type AND u.aggregate_id = o.aggregate_id
         AND u.id < o.id AND u.published_at IS NULL
+        AND (u.dead_lettered_at IS NOT NULL OR u.next_attempt_at IS NOT NULL)
         AND (u.dead_lettered_at IS NOT NULL OR u.next_attempt_at > %(now)s)
       OFFSET 0)
 ORDER BY o.id
