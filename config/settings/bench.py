@@ -5,13 +5,13 @@ settings with BENCH_DATABASE_URL pointing at `ordertrack_bench_http` (BENCH_HTTP
 overrides it); the server it measures runs config.settings.production."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import database_settings, env
 
 DEBUG = False
 
 DATABASES = {
-    "default": env.db(
-        "BENCH_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/ordertrack_bench"
+    "default": database_settings(
+        env.db("BENCH_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/ordertrack_bench")
     )
 }
 DATABASES["default"]["CONN_MAX_AGE"] = 60

@@ -5,14 +5,16 @@ import os
 import uuid
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import database_settings, env
 
 RUN_ID = os.environ.setdefault("ORDERTRACK_TEST_RUN_ID", uuid.uuid4().hex[:12])
 # pytest-xdist workers share the run id but must not share broker names or cache keys.
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 DATABASES = {
-    "default": env.db("TEST_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/ordertrack")
+    "default": database_settings(
+        env.db("TEST_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/ordertrack")
+    )
 }
 DATABASES["default"]["TEST"] = {"NAME": f"test_ordertrack_{RUN_ID}"}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
