@@ -213,16 +213,23 @@ class OutboxEvent(models.Model):
                 fields=["aggregate_type", "aggregate_id", "aggregate_version"],
                 name="outbox_aggregate_idx",
             ),
-            # The relay's "is an earlier event of this aggregate stuck?" probe: usually
-            # empty, so the probe costs nothing however many events are pending.
+            # The relay's stuck aggregates (an event dead-lettered or waiting to retry):
+            # usually none, so reading them costs nothing however many events are pending.
+            # No published_at in the condition (outbox_published_is_settled makes it
+            # needless), so no other index can answer that read.
             models.Index(
                 fields=["aggregate_type", "aggregate_id", "id"],
                 name="outbox_aggregate_stuck_idx",
+                condition=models.Q(dead_lettered_at__isnull=False)
+                | models.Q(next_attempt_at__isnull=False),
+            ),
+        ]
+        constraints = [
+            # A published event is settled: it waits for no retry and is not dead-lettered.
+            models.CheckConstraint(
                 condition=models.Q(published_at__isnull=True)
-                & (
-                    models.Q(dead_lettered_at__isnull=False)
-                    | models.Q(next_attempt_at__isnull=False)
-                ),
+                | models.Q(next_attempt_at__isnull=True, dead_lettered_at__isnull=True),
+                name="outbox_published_is_settled",
             ),
         ]
 

@@ -1,7 +1,8 @@
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.utils import timezone
 
-from history.models import OrderLedgerEntry
+from history.models import OrderLedgerEntry, OutboxEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -63,3 +64,18 @@ def test_delta_must_match_before_and_after(make_order, product):
             source="system",
             occurred_at=row.occurred_at,
         )
+
+
+@pytest.mark.parametrize("unsettled", ["next_attempt_at", "dead_lettered_at"])
+def test_a_published_event_cannot_wait_for_a_retry_or_be_dead_lettered(
+    make_order, product, unsettled
+):
+    # given
+    make_order(lines={product.sku: 1})
+    event = OutboxEvent.objects.get()
+    now = timezone.now()
+
+    # then: the relay's stuck-aggregate read relies on this
+    with pytest.raises(IntegrityError), transaction.atomic():
+        OutboxEvent.objects.filter(pk=event.pk).update(published_at=now, **{unsettled: now})
+    OutboxEvent.objects.filter(pk=event.pk).update(published_at=now)

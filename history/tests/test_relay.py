@@ -120,6 +120,10 @@ def test_broker_outage_keeps_the_backlog_and_delivers_it_on_recovery(
         events = collector.collect(expected=len(expected))
         assert Counter(e["id"] for e in events) == Counter(expected)
         _assert_versions_in_order(events)
+        # and the retried ones are settled: published, no retry pending, attempts kept
+        retried = OutboxEvent.objects.filter(attempts=1)
+        assert retried.exists()
+        assert all(e.published_at and e.next_attempt_at is None for e in retried)
     finally:
         publisher.close()
         proxy.close()
