@@ -14,6 +14,18 @@ def pytest_configure(config):
         raise pytest.UsageError("Required services are down:\n  " + "\n  ".join(problems))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_exchange_deleted_at_the_end():
+    """The run's exchange (one per xdist worker) is its own: delete it when the run ends,
+    so runs leave nothing behind on the shared broker."""
+    yield
+    from django.conf import settings
+    from kombu import Connection, Exchange
+
+    with Connection(settings.EVENT_BUS_URL, connect_timeout=2) as connection:
+        Exchange(settings.EVENT_EXCHANGE)(connection.default_channel).delete()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_token_cache():
     from config.api.authentication import clear_cache
