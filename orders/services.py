@@ -16,6 +16,7 @@ from config.errors import (
     QuantityOutOfRange,
     VersionConflict,
 )
+from config.sql import one_of
 from history.audit import Audit
 from history.events import LineChange
 from history.models import OrderEventType
@@ -215,8 +216,9 @@ def _current_lines(order: Order, skus: Iterable[str] | None = None) -> dict[str,
     params: list = [order.pk]
     if skus is not None:
         skus = list(skus)
-        sql += f" AND p.sku IN ({', '.join(['%s'] * len(skus))})"
-        params += skus
+        is_sku, sku_params = one_of("p.sku", skus)
+        sql += f" AND {is_sku}"
+        params += sku_params
     with connection.cursor() as cursor:
         cursor.execute(sql + " ORDER BY l.id", params)
         current = {
