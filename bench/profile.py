@@ -5,9 +5,11 @@ A profiling aid, not a benchmark of throughput: it seeds the benchmark database
 `make bench` uses, sends the scenario's requests (bench/load.py builds them) straight to it,
 and prints per request: wall time, this process's CPU time, the CPU time of the PostgreSQL
 backend serving it (from /proc), and the statements sent. With --cprofile it also prints
-where the CPU went (cProfile, CPU clock), which is how the hot paths were found.
+where the CPU went (cProfile, CPU clock), which is how the hot paths were found; with
+--py-spy, a flame graph of another pass, sampled by py-spy, in bench/results/.
 
     make bench-profile BENCH_ARGS='adjust --requests 2000 --cprofile'
+    make bench-profile BENCH_ARGS='read --py-spy'
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import io
 import os
 import pstats
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bulk-items", type=int, default=1000)
     parser.add_argument("--cprofile", action="store_true", help="print where the CPU went")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--py-spy", action="store_true", help="write a py-spy flame graph to bench/results/"
+    )
     parser.add_argument("--no-seed", action="store_true", help="reuse the database as it is")
     args = parser.parse_args(argv)
 
@@ -149,6 +155,22 @@ def main(argv: list[str] | None = None) -> int:
         stats.print_stats(args.top)
         print(f"  cProfile (CPU clock, {n:,} more requests; the profiler slows them down):")
         print(out.getvalue())
+    if args.py_spy:
+        svg = (
+            load.RESULTS
+            / f"profile-{args.scenario}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.svg"
+        )
+        load.RESULTS.mkdir(parents=True, exist_ok=True)
+        spy = subprocess.Popen(
+            [str(load.VENV_BIN / "py-spy"), "record", "--pid", str(os.getpid()), "--rate", "500",
+             "--output", str(svg), "--nonblocking"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(1)  # py-spy attaches
+        send(args.requests)
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+        print(f"  py-spy flame graph of {n:,} more requests: {svg.relative_to(load.ROOT)}")
     connection.close()
     return 0
 
