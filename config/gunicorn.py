@@ -27,7 +27,7 @@ logger = logging.getLogger("gunicorn.error")
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # A worker per core with 4 threads each: a request spends about half its time waiting on
 # PostgreSQL or Redis, and threaded workers keep connections alive between requests. On 2
-# cores `make bench` answered 1.4-1.5x the requests of 4 sync workers (bench/README.md).
+# cores `make bench` answered 1.4x the requests of 4 sync workers (bench/README.md).
 workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
 threads = int(os.environ.get("GUNICORN_THREADS") or 4)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 30)

@@ -17,6 +17,7 @@ from config.api.filters import AwareDateTimeFilter
 from config.api.pagination import OldestFirstPagination
 from history.models import Source, StockLedgerEntry, StockMovementType
 from history.renderers import CSVRenderer
+from inventory.apis import StockLevelOutput
 from inventory.models import SKU_PATTERN, StockLevel
 from inventory.selectors import (
     stock_forecast_get,
@@ -64,26 +65,11 @@ class StockLedgerFilter(django_filters.FilterSet):
 # --- Serializers ----------------------------------------------------------------------------
 
 
-class StockLevelRead(serializers.ModelSerializer):
-    sku = serializers.CharField(source="product.sku")
-    location = serializers.CharField(source="location.code")
+class StockLevelRead(StockLevelOutput):
+    """A stock level as the command endpoints answer it, plus when it last changed."""
 
-    class Meta:
-        model = StockLevel
-        fields = [
-            "sku",
-            "location",
-            "on_hand",
-            "reserved",
-            "available",
-            "in_transit",
-            "backorder",
-            "reorder_point",
-            "safety_stock",
-            "is_low",
-            "version",
-            "updated_at",
-        ]
+    class Meta(StockLevelOutput.Meta):
+        fields = [*StockLevelOutput.Meta.fields, "updated_at"]
 
 
 class StockLowRead(serializers.ModelSerializer):

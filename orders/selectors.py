@@ -1,8 +1,8 @@
-from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from config.api.formats import api_datetime
 from config.errors import NotFound
+from config.sql import fetch_all
 from inventory.models import Product
 from orders.models import Customer, Order, OrderLine
 
@@ -24,16 +24,14 @@ def order_representation(*, order_id: int) -> dict:
     product; every order has at least one line). Same shape as orders.apis.OrderOutput."""
     # Plain SQL: every cache miss and every write response comes here, and the ORM takes
     # longer to build this query than PostgreSQL takes to run it.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT o.customer_id, o.reference, o.status, o.version, o.created_at, "
-            f"o.updated_at, p.sku, l.quantity FROM {Order._meta.db_table} AS o "
-            f"JOIN {OrderLine._meta.db_table} AS l ON l.order_id = o.id "
-            f"JOIN {Product._meta.db_table} AS p ON p.id = l.product_id "
-            "WHERE o.id = %s ORDER BY l.id",
-            [order_id],
-        )
-        rows = cursor.fetchall()
+    rows = fetch_all(
+        "SELECT o.customer_id, o.reference, o.status, o.version, o.created_at, "
+        f"o.updated_at, p.sku, l.quantity FROM {Order._meta.db_table} AS o "
+        f"JOIN {OrderLine._meta.db_table} AS l ON l.order_id = o.id "
+        f"JOIN {Product._meta.db_table} AS p ON p.id = l.product_id "
+        "WHERE o.id = %s ORDER BY l.id",
+        [order_id],
+    )
     if not rows:
         raise NotFound(f"Order {order_id} does not exist.")
     customer_id, reference, status, version, created_at, updated_at = rows[0][:6]
@@ -52,10 +50,8 @@ def order_representation(*, order_id: int) -> dict:
 def order_exists(*, order_id: int) -> None:
     """Raise NotFound unless the order exists (one index probe, nothing loaded; plain SQL
     for the reason order_representation gives)."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {Order._meta.db_table} WHERE id = %s", [order_id])
-        if cursor.fetchone() is None:
-            raise NotFound(f"Order {order_id} does not exist.")
+    if not fetch_all(f"SELECT 1 FROM {Order._meta.db_table} WHERE id = %s", [order_id]):
+        raise NotFound(f"Order {order_id} does not exist.")
 
 
 def customer_list() -> QuerySet[Customer]:

@@ -16,7 +16,7 @@ from config.errors import (
     QuantityOutOfRange,
     VersionConflict,
 )
-from config.sql import one_of
+from config.sql import fetch_all, one_of
 from history.audit import Audit
 from history.events import LineChange
 from history.models import OrderEventType
@@ -179,15 +179,13 @@ def _lock_editable_order(order_id: int, expected_version: int | None) -> Order:
     # Plain SQL here and in _current_lines: these run on every order command, and the ORM
     # spends longer building each query than PostgreSQL spends running it.
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(_LOCKED_FIELDS)} FROM {Order._meta.db_table} WHERE id = %s{lock}",
-            [order_id],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    rows = fetch_all(
+        f"SELECT {', '.join(_LOCKED_FIELDS)} FROM {Order._meta.db_table} WHERE id = %s{lock}",
+        [order_id],
+    )
+    if not rows:
         raise NotFound(f"Order {order_id} does not exist.")
-    order = Order.from_db(connection.alias, _LOCKED_FIELDS, row)
+    order = Order.from_db(connection.alias, _LOCKED_FIELDS, rows[0])
     if expected_version is not None and expected_version != order.version:
         raise VersionConflict(expected=expected_version, current=order.version)
     if order.status != OrderStatus.OPEN:
@@ -219,12 +217,10 @@ def _current_lines(order: Order, skus: Iterable[str] | None = None) -> dict[str,
         is_sku, sku_params = one_of("p.sku", skus)
         sql += f" AND {is_sku}"
         params += sku_params
-    with connection.cursor() as cursor:
-        cursor.execute(sql + " ORDER BY l.id", params)
-        current = {
-            sku: _CurrentLine(line_id, product_id, quantity, bool(tracked))
-            for sku, line_id, product_id, quantity, tracked in cursor.fetchall()
-        }
+    current = {
+        sku: _CurrentLine(line_id, product_id, quantity, bool(tracked))
+        for sku, line_id, product_id, quantity, tracked in fetch_all(sql + " ORDER BY l.id", params)
+    }
     if skus is None:
         return current
     missing = [sku for sku in skus if sku not in current]

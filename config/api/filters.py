@@ -34,7 +34,8 @@ class AwareDateTimeFilter(django_filters.Filter):
 
 class FilterBackend(DjangoFilterBackend):
     """django-filter's backend, minus the cost of building a FilterSet and validating its
-    form on requests that pass no filter at all (about a fifth of a history page's CPU).
+    form on requests that pass no filter at all (4.31 -> 4.01 ms of Python per history page,
+    make bench-profile).
     With no filter parameter every filter is skipped anyway, so the result is the same."""
 
     def filter_queryset(self, request, queryset, view):
