@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from config.errors import DomainError, DomainValidationError
+from config.errors import DomainError
 from history.audit import Audit, admin_audit
 from history.models import StockLedgerEntry
 from inventory import services
@@ -188,6 +188,37 @@ class _ServiceActionsAdmin(admin.ModelAdmin):
             ],
             context,
         )
+
+
+def _reason_action(
+    name: str,
+    *,
+    description: str,
+    intro: str,
+    run: Callable[[Any, Audit], object],
+    done: Callable[[int], str],
+):
+    """An action of `_ServiceActionsAdmin` that asks only for a reason, then `run`s each
+    selected row (a service call) and notes it as `#pk`."""
+
+    @admin.action(description=description, permissions=["change"])
+    def action(model_admin: _ServiceActionsAdmin, request: HttpRequest, queryset: QuerySet):
+        def run_row(item, data: dict, audit: Audit) -> str:
+            run(item, audit)
+            return f"#{item.pk}"
+
+        return model_admin.action_page(
+            request,
+            queryset,
+            action=name,
+            form_class=ReasonForm,
+            intro=intro,
+            run=run_row,
+            done=done,
+        )
+
+    action.__name__ = action.__qualname__ = name
+    return action
 
 
 class LowStockFilter(admin.SimpleListFilter):
@@ -559,48 +590,20 @@ class ReservationAdmin(_ServiceActionsAdmin):
         url = reverse("admin:orders_order_change", args=[reservation.order_id])
         return format_html('<a href="{}">{}</a>', url, reservation.order)
 
-    @staticmethod
-    def _not_an_order_reservation(reservation: Reservation) -> None:
-        # The order keeps its own reservations in step with its lines; confirming or
-        # cancelling them behind its back would leave the two disagreeing.
-        if reservation.order_id is not None:
-            raise DomainValidationError(
-                f"It belongs to order #{reservation.order_id}; fulfil or cancel the order instead."
-            )
-
-    @admin.action(description="Confirm selected reservations", permissions=["change"])
-    def confirm_reservations(self, request: HttpRequest, queryset: QuerySet[Reservation]):
-        def run(reservation: Reservation, data: dict, audit: Audit) -> str:
-            self._not_an_order_reservation(reservation)
-            services.reservation_confirm(reservation_id=reservation.pk, audit=audit)
-            return f"#{reservation.pk}"
-
-        return self.action_page(
-            request,
-            queryset,
-            action="confirm_reservations",
-            form_class=ReasonForm,
-            intro="Confirm (consume) each reservation below: its units leave on hand.",
-            run=run,
-            done=lambda n: f"Confirmed {n} reservation(s)",
-        )
-
-    @admin.action(description="Cancel selected reservations", permissions=["change"])
-    def cancel_reservations(self, request: HttpRequest, queryset: QuerySet[Reservation]):
-        def run(reservation: Reservation, data: dict, audit: Audit) -> str:
-            self._not_an_order_reservation(reservation)
-            services.reservation_cancel(reservation_id=reservation.pk, audit=audit)
-            return f"#{reservation.pk}"
-
-        return self.action_page(
-            request,
-            queryset,
-            action="cancel_reservations",
-            form_class=ReasonForm,
-            intro="Cancel each reservation below: its units become available again.",
-            run=run,
-            done=lambda n: f"Cancelled {n} reservation(s)",
-        )
+    confirm_reservations = _reason_action(
+        "confirm_reservations",
+        description="Confirm selected reservations",
+        intro="Confirm (consume) each reservation below: its units leave on hand.",
+        run=lambda r, audit: services.reservation_confirm(reservation_id=r.pk, audit=audit),
+        done=lambda n: f"Confirmed {n} reservation(s)",
+    )
+    cancel_reservations = _reason_action(
+        "cancel_reservations",
+        description="Cancel selected reservations",
+        intro="Cancel each reservation below: its units become available again.",
+        run=lambda r, audit: services.reservation_cancel(reservation_id=r.pk, audit=audit),
+        done=lambda n: f"Cancelled {n} reservation(s)",
+    )
 
 
 @admin.register(Transfer)
@@ -650,35 +653,18 @@ class TransferAdmin(_ServiceActionsAdmin):
     def sku(self, transfer: Transfer) -> str:
         return transfer.product.sku
 
-    @admin.action(description="Receive selected transfers", permissions=["change"])
-    def receive_transfers(self, request: HttpRequest, queryset: QuerySet[Transfer]):
-        def run(transfer: Transfer, data: dict, audit: Audit) -> str:
-            services.transfer_receive(transfer_id=transfer.pk, audit=audit)
-            return f"#{transfer.pk}"
-
-        return self.action_page(
-            request,
-            queryset,
-            action="receive_transfers",
-            form_class=ReasonForm,
-            intro="Receive each transfer below: its units move from in transit to on hand at "
-            "the destination.",
-            run=run,
-            done=lambda n: f"Received {n} transfer(s)",
-        )
-
-    @admin.action(description="Cancel selected transfers", permissions=["change"])
-    def cancel_transfers(self, request: HttpRequest, queryset: QuerySet[Transfer]):
-        def run(transfer: Transfer, data: dict, audit: Audit) -> str:
-            services.transfer_cancel(transfer_id=transfer.pk, audit=audit)
-            return f"#{transfer.pk}"
-
-        return self.action_page(
-            request,
-            queryset,
-            action="cancel_transfers",
-            form_class=ReasonForm,
-            intro="Cancel each transfer below: its units return to on hand at the source.",
-            run=run,
-            done=lambda n: f"Cancelled {n} transfer(s)",
-        )
+    receive_transfers = _reason_action(
+        "receive_transfers",
+        description="Receive selected transfers",
+        intro="Receive each transfer below: its units move from in transit to on hand at "
+        "the destination.",
+        run=lambda t, audit: services.transfer_receive(transfer_id=t.pk, audit=audit),
+        done=lambda n: f"Received {n} transfer(s)",
+    )
+    cancel_transfers = _reason_action(
+        "cancel_transfers",
+        description="Cancel selected transfers",
+        intro="Cancel each transfer below: its units return to on hand at the source.",
+        run=lambda t, audit: services.transfer_cancel(transfer_id=t.pk, audit=audit),
+        done=lambda n: f"Cancelled {n} transfer(s)",
+    )

@@ -2,11 +2,12 @@
 accepts Idempotency-Key; unknown skus and locations are field errors (400), a take beyond
 what is available is 409 `insufficient_stock` with `available` in the body."""
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import django_filters
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -62,6 +63,47 @@ def _reason_field(*, required: bool = True):
     if required:
         return serializers.CharField(max_length=500)
     return serializers.CharField(max_length=500, allow_blank=True, required=False)
+
+
+class _OptionalReasonInput(StrictSerializer):
+    reason = _reason_field(required=False)
+
+
+class _TransitionApi(IdempotentMixin, APIView):
+    # A POST with an optional reason: `service` moves on the object the URL names, and the
+    # answer is `respond(id)`. Subclasses only set the attributes. (Not a docstring:
+    # drf-spectacular would publish it as a description.)
+
+    service: Callable[..., object]
+    respond: Callable[[int], Response]
+    output: type[serializers.Serializer]
+    id_kwarg: str
+    operation_id: str
+    operation_description: str
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # An input class of its own, so the schema names the request body after the view.
+        cls.InputSerializer = type(
+            "InputSerializer",
+            (_OptionalReasonInput,),
+            {"__module__": cls.__module__, "__qualname__": f"{cls.__qualname__}.InputSerializer"},
+        )
+        schema = extend_schema(
+            operation_id=cls.operation_id,
+            request=cls.InputSerializer,
+            responses={200: cls.output},
+            parameters=[IDEMPOTENCY_KEY],
+            description=cls.operation_description,
+        )
+        extend_schema_view(post=schema)(cls)
+
+    def post(self, request, **kwargs):
+        data = validated(self.InputSerializer, request)
+        object_id = kwargs[self.id_kwarg]
+        audit = audit_from(request, data.get("reason", ""))
+        self.service(**{self.id_kwarg: object_id}, audit=audit)
+        return self.respond(object_id)
 
 
 # --- Products -------------------------------------------------------------------------------
@@ -419,42 +461,22 @@ class TransferDetailApi(APIView):
         return transfer_response(transfer_id)
 
 
-class TransferReceiveApi(IdempotentMixin, APIView):
-    class InputSerializer(StrictSerializer):
-        reason = _reason_field(required=False)
-
-    @extend_schema(
-        operation_id="transfers_receive",
-        request=InputSerializer,
-        responses={200: TransferOutput},
-        parameters=[IDEMPOTENCY_KEY],
-        description="The goods arrived: in_transit at to_location becomes on_hand there.",
-    )
-    def post(self, request, transfer_id: int):
-        data = validated(self.InputSerializer, request)
-        services.transfer_receive(
-            transfer_id=transfer_id, audit=audit_from(request, data.get("reason", ""))
-        )
-        return transfer_response(transfer_id)
+class TransferReceiveApi(_TransitionApi):
+    service = staticmethod(services.transfer_receive)
+    respond = staticmethod(transfer_response)
+    output = TransferOutput
+    id_kwarg = "transfer_id"
+    operation_id = "transfers_receive"
+    operation_description = "The goods arrived: in_transit at to_location becomes on_hand there."
 
 
-class TransferCancelApi(IdempotentMixin, APIView):
-    class InputSerializer(StrictSerializer):
-        reason = _reason_field(required=False)
-
-    @extend_schema(
-        operation_id="transfers_cancel",
-        request=InputSerializer,
-        responses={200: TransferOutput},
-        parameters=[IDEMPOTENCY_KEY],
-        description="The goods go back on hand at from_location.",
-    )
-    def post(self, request, transfer_id: int):
-        data = validated(self.InputSerializer, request)
-        services.transfer_cancel(
-            transfer_id=transfer_id, audit=audit_from(request, data.get("reason", ""))
-        )
-        return transfer_response(transfer_id)
+class TransferCancelApi(_TransitionApi):
+    service = staticmethod(services.transfer_cancel)
+    respond = staticmethod(transfer_response)
+    output = TransferOutput
+    id_kwarg = "transfer_id"
+    operation_id = "transfers_cancel"
+    operation_description = "The goods go back on hand at from_location."
 
 
 # --- Reservations ---------------------------------------------------------------------------
@@ -580,39 +602,21 @@ class ReservationDetailApi(APIView):
         return reservation_response(reservation_id)
 
 
-class ReservationConfirmApi(IdempotentMixin, APIView):
-    class InputSerializer(StrictSerializer):
-        reason = _reason_field(required=False)
-
-    @extend_schema(
-        operation_id="reservations_confirm",
-        request=InputSerializer,
-        responses={200: ReservationOutput},
-        parameters=[IDEMPOTENCY_KEY],
-        description="Consume the reservation: on_hand and reserved both drop by its quantity.",
+class ReservationConfirmApi(_TransitionApi):
+    service = staticmethod(services.reservation_confirm)
+    respond = staticmethod(reservation_response)
+    output = ReservationOutput
+    id_kwarg = "reservation_id"
+    operation_id = "reservations_confirm"
+    operation_description = (
+        "Consume the reservation: on_hand and reserved both drop by its quantity."
     )
-    def post(self, request, reservation_id: int):
-        data = validated(self.InputSerializer, request)
-        services.reservation_confirm(
-            reservation_id=reservation_id, audit=audit_from(request, data.get("reason", ""))
-        )
-        return reservation_response(reservation_id)
 
 
-class ReservationCancelApi(IdempotentMixin, APIView):
-    class InputSerializer(StrictSerializer):
-        reason = _reason_field(required=False)
-
-    @extend_schema(
-        operation_id="reservations_cancel",
-        request=InputSerializer,
-        responses={200: ReservationOutput},
-        parameters=[IDEMPOTENCY_KEY],
-        description="Release the reserved stock.",
-    )
-    def post(self, request, reservation_id: int):
-        data = validated(self.InputSerializer, request)
-        services.reservation_cancel(
-            reservation_id=reservation_id, audit=audit_from(request, data.get("reason", ""))
-        )
-        return reservation_response(reservation_id)
+class ReservationCancelApi(_TransitionApi):
+    service = staticmethod(services.reservation_cancel)
+    respond = staticmethod(reservation_response)
+    output = ReservationOutput
+    id_kwarg = "reservation_id"
+    operation_id = "reservations_cancel"
+    operation_description = "Release the reserved stock."

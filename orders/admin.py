@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -168,49 +170,47 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected orders", permissions=["change"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        audit = admin_audit(request, reason=CANCEL_REASON)
-        cancelled, failed = [], []
-        for order_id in queryset.order_by("pk").values_list("pk", flat=True):
-            try:
-                services.order_cancel(order_id=order_id, audit=audit)
-            except DomainError as exc:
-                failed.append(f"#{order_id}: {exc.detail}")
-            else:
-                cancelled.append(f"#{order_id}")
-        if cancelled:
-            self.message_user(
-                request,
-                f"Cancelled {len(cancelled)} order(s): {', '.join(cancelled)}.",
-                messages.SUCCESS,
-            )
-        if failed:
-            self.message_user(
-                request,
-                f"Could not cancel {len(failed)} order(s): {'; '.join(failed)}",
-                messages.ERROR,
-            )
+        self._each_order(
+            request, queryset, services.order_cancel, CANCEL_REASON, done="Cancelled", verb="cancel"
+        )
 
     @admin.action(description="Fulfil selected orders", permissions=["change"])
     def fulfil_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
-        audit = admin_audit(request, reason=FULFIL_REASON)
-        fulfilled, failed = [], []
+        self._each_order(
+            request, queryset, services.order_fulfil, FULFIL_REASON, done="Fulfilled", verb="fulfil"
+        )
+
+    def _each_order(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Order],
+        service: Callable[..., Order],
+        reason: str,
+        *,
+        done: str,
+        verb: str,
+    ) -> None:
+        """Call `service` for each selected order in its own transaction, then report the
+        ones it did and the ones it refused."""
+        audit = admin_audit(request, reason=reason)
+        succeeded, failed = [], []
         for order_id in queryset.order_by("pk").values_list("pk", flat=True):
             try:
-                services.order_fulfil(order_id=order_id, audit=audit)
+                service(order_id=order_id, audit=audit)
             except DomainError as exc:
                 failed.append(f"#{order_id}: {exc.detail}")
             else:
-                fulfilled.append(f"#{order_id}")
-        if fulfilled:
+                succeeded.append(f"#{order_id}")
+        if succeeded:
             self.message_user(
                 request,
-                f"Fulfilled {len(fulfilled)} order(s): {', '.join(fulfilled)}.",
+                f"{done} {len(succeeded)} order(s): {', '.join(succeeded)}.",
                 messages.SUCCESS,
             )
         if failed:
             self.message_user(
                 request,
-                f"Could not fulfil {len(failed)} order(s): {'; '.join(failed)}",
+                f"Could not {verb} {len(failed)} order(s): {'; '.join(failed)}",
                 messages.ERROR,
             )
 

@@ -707,7 +707,7 @@ def test_reservation_actions_refuse_inactive_and_order_reservations(staff_client
     assert [level for level, _ in messages_of(response)][-2:] == ["error", "error"]
     texts = [text for _, text in messages_of(response)][-2:]
     assert "already cancelled" in texts[0]
-    assert f"belongs to order #{order.pk}" in texts[1]
+    assert f"holds stock for order {order.pk}; fulfil or cancel the order instead" in texts[1]
     for_order.refresh_from_db()
     assert for_order.status == ReservationStatus.ACTIVE
     assert numbers(tracked, main) == (10, 4, 6, 0, 0)
