@@ -27,8 +27,9 @@ def schedule_periodic_tasks(sender, **kwargs):
         sender.add_periodic_task(
             seconds, sender.signature(task), name=name, expires=max(2 * seconds, 1.0)
         )
-    sender.add_periodic_task(
-        3600,
-        sender.signature("history.tasks.purge_idempotency_keys"),
-        name="purge-idempotency-keys",
-    )
+    hourly = {
+        "purge-idempotency-keys": "history.tasks.purge_idempotency_keys",
+        "purge-published-outbox": "history.tasks.purge_published_outbox",
+    }
+    for name, task in hourly.items():
+        sender.add_periodic_task(3600, sender.signature(task), name=name)

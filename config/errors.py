@@ -8,6 +8,9 @@ class ErrorCode(StrEnum):
     INVALID = "invalid"
     NOT_FOUND = "not_found"
     UNKNOWN_SKU = "unknown_sku"
+    UNKNOWN_LOCATION = "unknown_location"
+    INACTIVE_LOCATION = "inactive_location"
+    QUANTITY_OR_DELTA = "quantity_or_delta"
     VERSION_CONFLICT = "version_conflict"
     ORDER_NOT_EDITABLE = "order_not_editable"
     QUANTITY_OUT_OF_RANGE = "quantity_out_of_range"
@@ -30,6 +33,16 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+
+    def problem(self) -> dict:
+        """The error as the body of an RFC 9457 problem, without its `type`."""
+        return {
+            "code": str(self.code),
+            "status": self.status,
+            "title": self.title,
+            "detail": self.detail,
+            **self.extra,
+        }
 
 
 class DomainValidationError(DomainError):

@@ -1,17 +1,16 @@
-"""Liveness (`/healthz`) and readiness (`/readyz`: database, cache, broker, plus the
-outbox backlog and the projection lag, which are reported but do not fail readiness)."""
+"""Liveness (`/healthz`) and readiness (`/readyz`: database, cache, broker, plus what the
+apps report through `report_register`, such as the outbox backlog and the projection lag,
+which is shown but does not fail readiness)."""
 
 import time
 import uuid
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 from kombu import Connection
-
-from history.projector import projection_lag
-from history.selectors import outbox_backlog
 
 
 def _check_database() -> None:
@@ -39,6 +38,12 @@ def _check_broker() -> None:
 
 
 CHECKS = {"database": _check_database, "cache": _check_cache, "broker": _check_broker}
+_reports: dict[str, Callable[[], dict]] = {}
+
+
+def report_register(name: str, report: Callable[[], dict]) -> None:
+    """Add `report()` to /readyz under `name` (run only when the database is up)."""
+    _reports[name] = report
 
 
 def healthz(request):
@@ -58,9 +63,6 @@ def readyz(request):
         results[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
     body = {"status": "ok" if ready else "unavailable", "checks": results}
     if results["database"]["status"] == "ok":
-        body["outbox"] = outbox_backlog()
-        body["projections"] = {
-            name: {"events_behind": lag.events_behind, "seconds_behind": lag.seconds_behind}
-            for name, lag in projection_lag().items()
-        }
+        for name, report in _reports.items():
+            body[name] = report()
     return JsonResponse(body, status=200 if ready else 503)

@@ -237,7 +237,7 @@ class _ProjectionLagChangeList(ChangeList):
 class ProjectionCheckpointAdmin(_ReadOnlyAdmin):
     list_display = ("name", "events_behind", "seconds_behind", "applied_rows", "last_applied_at")
     ordering = ("name",)
-    fields = ("name", "applied_rows", "last_applied_at", "updated_at", "position", "pg_snapshot")
+    fields = ("name", "applied_rows", "last_applied_at", "updated_at", "pg_snapshot")
 
     def get_changelist(self, request: HttpRequest, **kwargs) -> type[ChangeList]:
         return _ProjectionLagChangeList

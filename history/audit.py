@@ -25,3 +25,14 @@ def admin_audit(request, *, reason: str = "") -> Audit:
         reason=reason,
         correlation_id=getattr(request, "correlation_id", ""),
     )
+
+
+def api_audit(request, *, reason: str = "") -> Audit:
+    """The audit of a change made through the API (a DRF request)."""
+    return Audit(
+        actor=request.user.get_username(),
+        source=Source.API,
+        reason=reason,
+        correlation_id=getattr(request._request, "correlation_id", ""),
+        idempotency_key=request.headers.get("Idempotency-Key", ""),
+    )

@@ -10,39 +10,26 @@ from collections.abc import Callable
 
 import orjson
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from kombu import Connection, Exchange, Queue
 
 from history.models import ConsumedEvent
-from orders.models import Order
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict], None]
 
 
-def notify_order_cancelled(event: dict) -> None:
-    """E-mail the customer (or the operations inbox) when an order is cancelled."""
-    if event.get("type") != "order.cancelled":
-        return
-    data = event["data"]
-    order = Order.objects.select_related("customer").filter(pk=data["order_id"]).first()
-    recipient = (order.customer.email if order and order.customer else "") or (
-        settings.ORDER_NOTIFICATIONS_EMAIL
-    )
-    released = sum(-change["delta"] for change in data["changes"])
-    send_mail(
-        subject=f"Order #{data['order_id']} was cancelled",
-        message=(
-            f"Order #{data['order_id']} ({data.get('reference') or 'no reference'}) was "
-            f"cancelled by {data['actor']} at {data['occurred_at']}.\n"
-            f"Reason: {data.get('reason') or '-'}\n"
-            f"Units released: {released}\n"
-        ),
-        from_email=None,
-        recipient_list=[recipient],
-    )
+def _print_only(event: dict) -> None:
+    """The handler of the plain consumer: `consume_events` prints each event itself."""
+
+
+# name -> handler, for `consume_events --handler`; apps add theirs in AppConfig.ready.
+HANDLERS: dict[str, Handler] = {"print": _print_only}
+
+
+def handler_register(name: str, handler: Handler) -> None:
+    HANDLERS[name] = handler
 
 
 def event_handle_once(*, consumer: str, event: dict, handler: Handler) -> bool:

@@ -48,17 +48,12 @@ class StockEventType(models.TextChoices):
 
 
 class CurrentTransactionId(models.Func):
-    """The writing transaction's id on PostgreSQL. The projector uses it to find the rows
-    that can no longer change (all transactions below the snapshot's xmin have ended), so it
-    never skips a row that commits after one with a higher id. SQLite serializes writers,
-    so there the row id alone is safe and this is 0."""
+    """The writing transaction's id. The projector uses it to find the rows committed since
+    its last run, so it never skips a row that commits after one with a higher id."""
 
     output_field = models.BigIntegerField()
 
     def as_sql(self, compiler, connection, **extra_context):
-        return "0", []
-
-    def as_postgresql(self, compiler, connection, **extra_context):
         return "(pg_current_xact_id()::text::bigint)", []
 
 
@@ -66,8 +61,9 @@ class OrderLedgerEntry(models.Model):
     """One immutable row per quantity change of one order line.
 
     All rows written by one command share its `event_id` (the id of the outbox event) and
-    the order `version` that the command produced. A PostgreSQL/SQLite trigger rejects
-    UPDATE and DELETE; mistakes are corrected by a new, compensating entry.
+    the order `version` that the command produced. A trigger rejects UPDATE and DELETE;
+    mistakes are corrected by a new, compensating entry. `history.recorder` is the only
+    code that inserts rows.
     """
 
     event_id = models.UUIDField(editable=False)
@@ -180,8 +176,8 @@ class StockLedgerEntry(models.Model):
 
 
 class OutboxEvent(models.Model):
-    """An event waiting to be relayed to the broker, written in the same transaction as the
-    change it describes. `id` order is the dispatch order."""
+    """An event waiting to be relayed to the broker, written by `history.recorder` in the
+    same transaction as the change it describes. `id` order is the dispatch order."""
 
     event_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
     aggregate_type = models.CharField(max_length=40)
@@ -263,19 +259,17 @@ class IdempotencyRecord(models.Model):
 
 class ProjectionCheckpoint(models.Model):
     """How far one projection has read the ledger, updated in the same transaction as the
-    projection. On PostgreSQL it is the database snapshot of the last run (`pg_snapshot`):
-    exactly the rows whose transactions had committed by then have been applied. On SQLite
-    it is the next row id."""
+    projection: the database snapshot of its last run (`pg_snapshot`). Exactly the rows
+    whose transactions had committed by then have been applied."""
 
     name = models.CharField(max_length=64, primary_key=True)
-    position = models.BigIntegerField(default=0)
     pg_snapshot = models.TextField(default="1:1:")
     applied_rows = models.BigIntegerField(default=0)
     last_applied_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"{self.name} @ {self.position}"
+        return f"{self.name} @ {self.pg_snapshot}"
 
 
 class OrderSnapshot(models.Model):
@@ -369,3 +363,20 @@ class ConsumedEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.consumer}:{self.event_id}"
+
+
+class Instance(models.Model):
+    """This database's identity: a random id created with the database (by a migration).
+    It is part of every cache key, so two databases behind one Redis (a second environment,
+    a re-created database) never read each other's entries. After restoring a backup over
+    a running system, give it a new one: `manage.py rotate_instance_id`."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    instance_id = models.UUIDField(default=uuid.uuid4)
+    rotated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="instance_one_row")]
+
+    def __str__(self) -> str:
+        return str(self.instance_id)

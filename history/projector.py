@@ -6,8 +6,7 @@ PostgreSQL: transactions commit out of id order, so a projector that follows the
 it has seen skips rows that commit late. Instead each ledger row records its writer's
 transaction id, and the checkpoint is the database snapshot of the previous run: a run
 applies the rows whose transactions are visible in its own snapshot but were not in the
-previous one. A late commit is simply picked up by the next run. On SQLite writers are
-serialized, so ids are a safe checkpoint there.
+previous one. A late commit is simply picked up by the next run.
 
 The folds are commutative and guarded per line by version, so applying an order's rows in
 any order gives the same snapshot.
@@ -23,7 +22,7 @@ from django.db.models import BooleanField, Min
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from config import metrics
+from history import metrics
 from history.models import (
     OrderEventType,
     OrderLedgerEntry,
@@ -34,7 +33,6 @@ from history.models import (
     SkuStockTotals,
     StockLedgerEntry,
 )
-from orders.models import Order
 
 ADJUSTED = OrderEventType.QUANTITY_ADJUSTED
 
@@ -45,7 +43,11 @@ def _fold_order_snapshots(rows: list[OrderLedgerEntry]) -> None:
         by_order[row.order_id].append(row)
     snapshots = {s.order_id: s for s in OrderSnapshot.objects.filter(order_id__in=by_order)}
     missing = [order_id for order_id in by_order if order_id not in snapshots]
-    customers = dict(Order.objects.filter(pk__in=missing).values_list("id", "customer_id"))
+    customers = dict(
+        OrderLedgerEntry.objects.filter(order_id__in=missing, version=1)
+        .values_list("order_id", "order__customer_id")
+        .distinct()
+    )
     for order_id in missing:
         snapshots[order_id] = OrderSnapshot(
             order_id=order_id, customer_id=customers.get(order_id), lines={}, line_versions={}
@@ -177,10 +179,6 @@ PROJECTIONS: dict[str, Projection] = {
 }
 
 
-def _uses_txid() -> bool:
-    return connection.vendor == "postgresql"
-
-
 def _pending_sql(previous: str, current: str | None) -> tuple[str, list]:
     """Rows committed after the `previous` snapshot and, if given, by the `current` one.
     Only transactions at or above the previous xmax, or in its in-progress list, can have
@@ -198,6 +196,11 @@ def _pending_sql(previous: str, current: str | None) -> tuple[str, list]:
     return sql, params
 
 
+def _pending(projection: Projection, previous: str, current: str | None) -> models.QuerySet:
+    where, params = _pending_sql(previous, current)
+    return projection.ledger.objects.filter(RawSQL(where, params, BooleanField()))
+
+
 def _current_snapshot() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_current_snapshot()::text")
@@ -211,13 +214,8 @@ def _apply_pending(
     Runs inside the caller's transaction, which holds the checkpoint row lock."""
     applied = 0
     last_id = 0
-    if _uses_txid():
-        current = _current_snapshot()
-        where, params = _pending_sql(checkpoint.pg_snapshot, current)
-        pending = projection.ledger.objects.filter(RawSQL(where, params, BooleanField()))
-    else:
-        current = None
-        pending = projection.ledger.objects.filter(id__gte=checkpoint.position)
+    current = _current_snapshot()
+    pending = _pending(projection, checkpoint.pg_snapshot, current)
     while True:
         rows = list(pending.filter(id__gt=last_id).order_by("id")[:batch_size])
         if not rows:
@@ -225,10 +223,7 @@ def _apply_pending(
         projection.fold(rows)
         applied += len(rows)
         last_id = rows[-1].id
-    if current is not None:
-        checkpoint.pg_snapshot = current
-    elif last_id:
-        checkpoint.position = last_id + 1
+    checkpoint.pg_snapshot = current
     if applied:
         checkpoint.applied_rows += applied
         checkpoint.last_applied_at = timezone.now()
@@ -264,7 +259,6 @@ def projections_rebuild(*, names: Iterable[str] | None = None) -> dict[str, int]
         with transaction.atomic():
             checkpoint = _checkpoint(name)
             PROJECTIONS[name].table.objects.all().delete()
-            checkpoint.position = 0
             checkpoint.pg_snapshot = ProjectionCheckpoint._meta.get_field("pg_snapshot").default
             checkpoint.applied_rows = 0
             applied[name] = _apply_pending(
@@ -286,11 +280,7 @@ def projection_lag(*, cap: int = 100_000) -> dict[str, Lag]:
     lag = {}
     for name in PROJECTIONS:
         checkpoint = checkpoints.get(name) or ProjectionCheckpoint(name=name)
-        if _uses_txid():
-            where, params = _pending_sql(checkpoint.pg_snapshot, None)
-            pending = PROJECTIONS[name].ledger.objects.filter(RawSQL(where, params, BooleanField()))
-        else:
-            pending = PROJECTIONS[name].ledger.objects.filter(id__gte=checkpoint.position)
+        pending = _pending(PROJECTIONS[name], checkpoint.pg_snapshot, None)
         behind = pending.order_by()[:cap].count()
         oldest = pending.aggregate(oldest=Min("occurred_at"))["oldest"] if behind else None
         lag[name] = Lag(

@@ -23,18 +23,20 @@ from datetime import timedelta
 
 import amqp
 import orjson
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F, Lookup, OuterRef, Q
+from django.db.models import F, Lookup
 from django.utils import timezone
 from kombu import Connection, Exchange, Producer
 
-from config import metrics
+from history import metrics
 from history.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
 
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+RELAY_TASK = "history.tasks.relay_outbox"
 
 
 class BrokerUnavailable(Exception):
@@ -213,26 +215,11 @@ class Publisher:
         )
 
 
-def _deliverable(now):
-    stuck_sibling = OutboxEvent.objects.filter(
-        aggregate_type=OuterRef("aggregate_type"),
-        aggregate_id=OuterRef("aggregate_id"),
-        published_at__isnull=True,
-        id__lt=OuterRef("id"),
-    ).filter(Q(dead_lettered_at__isnull=False) | Q(next_attempt_at__gt=now))
-    return (
-        OutboxEvent.objects.filter(published_at__isnull=True, dead_lettered_at__isnull=True)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .exclude(Exists(stuck_sibling))
-        .order_by("id")
-    )
-
-
 _FIELDS = [f.attname for f in OutboxEvent._meta.concrete_fields]
 _TABLE = OutboxEvent._meta.db_table
 
-# _deliverable() on PostgreSQL, written out because the ORM's NOT EXISTS probe reads every
-# earlier pending event of the candidate's aggregate (a sequential scan of the unpublished
+# Written out because the ORM's NOT EXISTS probe reads every earlier pending event of the
+# candidate's aggregate (a sequential scan of the unpublished
 # rows, or a heap fetch per earlier event), once per batch or once per candidate, so after
 # a bulk load draining the backlog slowed down as it grew (make bench: the relay ended a bulk
 # run 58 s behind with 178,000 events pending, ~25 s and ~80,000 after this). Here the stuck
@@ -293,8 +280,6 @@ def _payload(raw):
 
 def _claim(now, limit: int) -> list[OutboxEvent]:
     """Lock up to `limit` deliverable rows in id order, skipping rows other relays hold."""
-    if connection.vendor != "postgresql":
-        return list(_deliverable(now).select_for_update(skip_locked=True)[:limit])
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM_SQL, {"now": now, "limit": limit})
         rows = cursor.fetchall()
@@ -310,23 +295,12 @@ def _claim(now, limit: int) -> list[OutboxEvent]:
 def _first_foreign(
     by_aggregate: dict[tuple[str, str], list[OutboxEvent]], claimed: list[int]
 ) -> dict[tuple[str, str], int]:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _EARLIER_SQL,
-                [[t for t, _ in by_aggregate], [i for _, i in by_aggregate], max(claimed), claimed],
-            )
-            earlier = cursor.fetchall()
-    else:
-        earlier = (
-            OutboxEvent.objects.filter(
-                published_at__isnull=True,
-                aggregate_id__in=sorted({aggregate_id for _, aggregate_id in by_aggregate}),
-                id__lt=max(claimed),
-            )
-            .exclude(pk__in=claimed)
-            .values_list("aggregate_type", "aggregate_id", "id")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _EARLIER_SQL,
+            [[t for t, _ in by_aggregate], [i for _, i in by_aggregate], max(claimed), claimed],
         )
+        earlier = cursor.fetchall()
     first: dict[tuple[str, str], int] = {}
     for aggregate_type, aggregate_id, pk in earlier:
         key = (aggregate_type, aggregate_id)
@@ -357,7 +331,7 @@ def _in_aggregate_order(rows: list[OutboxEvent]) -> tuple[list[list[OutboxEvent]
 
 
 class _AnyOf(Lookup):
-    """`lhs = ANY(array)`: one parameter for the whole list (PostgreSQL)."""
+    """`lhs = ANY(array)`: one parameter for the whole list."""
 
     lookup_name = "any_of"
     prepare_rhs = False
@@ -368,12 +342,9 @@ class _AnyOf(Lookup):
 
 
 def _mark_published(pks: list[int]) -> None:
-    rows = OutboxEvent.objects.all()
-    if connection.vendor == "postgresql":
-        rows = rows.filter(_AnyOf(F("pk"), pks))
-    else:
-        rows = rows.filter(pk__in=pks)
-    rows.update(published_at=timezone.now(), next_attempt_at=None)
+    OutboxEvent.objects.filter(_AnyOf(F("pk"), pks)).update(
+        published_at=timezone.now(), next_attempt_at=None
+    )
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -483,9 +454,10 @@ def outbox_kick() -> None:
     if now - _last_kick < 0.05:
         return
     _last_kick = now
-    from history.tasks import relay_outbox
-
     try:
-        relay_outbox.apply_async(expires=max(settings.RELAY_INTERVAL_SECONDS * 2, 1))
+        # Looked up by name, as beat does: history.tasks imports this module.
+        current_app.tasks[RELAY_TASK].apply_async(
+            expires=max(settings.RELAY_INTERVAL_SECONDS * 2, 1)
+        )
     except Exception:
         logger.warning("could not kick the relay", exc_info=True)

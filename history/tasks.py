@@ -7,6 +7,8 @@ from celery import shared_task
 from celery.utils.log import get_task_logger
 from django.conf import settings
 
+from history.projector import projections_run
+from history.relay import outbox_relay
 from history.services import idempotency_records_purge, outbox_published_purge
 
 logger = get_task_logger(__name__)
@@ -24,8 +26,6 @@ def purge_idempotency_keys() -> int:
 def relay_outbox() -> dict:
     """Beat runs this every RELAY_INTERVAL_SECONDS and each commit kicks it; it drains the
     outbox, and several copies can run at once (rows are claimed with SKIP LOCKED)."""
-    from history.relay import outbox_relay
-
     result = outbox_relay()
     if result.errors:
         logger.warning("relay: broker unavailable: %s", result.errors[0])
@@ -34,8 +34,6 @@ def relay_outbox() -> dict:
 
 @shared_task(ignore_result=True)
 def project_ledger() -> dict:
-    from history.projector import projections_run
-
     return projections_run()
 
 

@@ -13,11 +13,12 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.common import IDEMPOTENCY_KEY, audit_from, validated
+from config.api.common import IDEMPOTENCY_KEY, validated
 from config.api.conditional import etag
 from config.api.fields import StrictIntegerField
-from config.api.idempotency import IdempotentMixin
 from config.api.serializers import AwareDateTimeField, StrictSerializer
+from history.audit import api_audit
+from history.idempotency import IdempotentMixin
 from inventory import services
 from inventory.models import (
     CODE_PATTERN,
@@ -101,7 +102,7 @@ class _TransitionApi(IdempotentMixin, APIView):
     def post(self, request, **kwargs):
         data = validated(self.InputSerializer, request)
         object_id = kwargs[self.id_kwarg]
-        audit = audit_from(request, data.get("reason", ""))
+        audit = api_audit(request, reason=data.get("reason", ""))
         self.service(**{self.id_kwarg: object_id}, audit=audit)
         return self.respond(object_id)
 
@@ -261,7 +262,7 @@ class StockReceiveApi(IdempotentMixin, APIView):
             sku=data["sku"],
             location=data["location"],
             quantity=data["quantity"],
-            audit=audit_from(request, data["reason"]),
+            audit=api_audit(request, reason=data["reason"]),
         )
         return stock_level_response(level)
 
@@ -290,7 +291,7 @@ class StockIssueApi(IdempotentMixin, APIView):
             sku=data["sku"],
             location=data["location"],
             quantity=data["quantity"],
-            audit=audit_from(request, data["reason"]),
+            audit=api_audit(request, reason=data["reason"]),
         )
         return stock_level_response(level)
 
@@ -315,7 +316,7 @@ class StockAdjustApi(IdempotentMixin, APIView):
             sku=data["sku"],
             location=data["location"],
             delta=data["delta"],
-            audit=audit_from(request, data["reason"]),
+            audit=api_audit(request, reason=data["reason"]),
         )
         return stock_level_response(level)
 
@@ -343,7 +344,7 @@ class StockCountApi(IdempotentMixin, APIView):
             sku=data["sku"],
             location=data["location"],
             counted=data["counted"],
-            audit=audit_from(request, data["reason"]),
+            audit=api_audit(request, reason=data["reason"]),
         )
         return stock_level_response(level)
 
@@ -369,7 +370,7 @@ class StockThresholdsApi(IdempotentMixin, APIView):
             location=data["location"],
             reorder_point=data["reorder_point"],
             safety_stock=data["safety_stock"],
-            audit=audit_from(request),
+            audit=api_audit(request),
         )
         return stock_level_response(level)
 
@@ -450,7 +451,7 @@ class TransferListCreateApi(IdempotentMixin, ListAPIView):
             from_location=data["from_location"],
             to_location=data["to_location"],
             quantity=data["quantity"],
-            audit=audit_from(request, data.get("reason", "")),
+            audit=api_audit(request, reason=data.get("reason", "")),
         )
         return transfer_response(transfer.pk, status_code=status.HTTP_201_CREATED)
 
@@ -591,7 +592,7 @@ class ReservationListCreateApi(IdempotentMixin, ListAPIView):
             location=data.get("location") or None,
             expires_at=data.get("expires_at"),
             reference=data.get("reference", ""),
-            audit=audit_from(request, data.get("reason", "")),
+            audit=api_audit(request, reason=data.get("reason", "")),
         )
         return reservation_response(reservation.pk, status_code=status.HTTP_201_CREATED)
 

@@ -15,11 +15,19 @@ from rest_framework.views import APIView
 from config.api.csv import csv_stream_response
 from config.api.filters import AwareDateTimeFilter
 from config.api.pagination import OldestFirstPagination
-from history.models import Source, StockLedgerEntry, StockMovementType
+from history.models import (
+    SkuDailyAdjustments,
+    SkuDemand,
+    Source,
+    StockLedgerEntry,
+    StockMovementType,
+)
 from history.renderers import CSVRenderer
 from inventory.apis import StockLevelOutput
 from inventory.models import SKU_PATTERN, StockLevel
 from inventory.selectors import (
+    sku_demand_get,
+    sku_demand_list,
     stock_forecast_get,
     stock_ledger_entries,
     stock_level_list,
@@ -345,3 +353,60 @@ class StockForecastApi(APIView):
         query.is_valid(raise_exception=True)
         result = stock_forecast_get(sku=sku, **query.validated_data)
         return Response(StockForecastRead(result).data)
+
+
+# --- Demand per sku (the order ledger's projections) ------------------------------------------
+
+
+class DemandPagination(CursorPagination):
+    ordering = "sku"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class DemandOutput(serializers.ModelSerializer):
+    class Meta:
+        model = SkuDemand
+        fields = ["sku", "open_quantity", "adjustment_count", "last_updated"]
+
+
+@extend_schema_view(get=extend_schema(operation_id="demand_list"))
+class DemandListApi(ListAPIView):
+    """Open demand per sku, from the projector's snapshot (it lags the ledger by the
+    projection lag that /readyz reports)."""
+
+    serializer_class = DemandOutput
+    pagination_class = DemandPagination
+    filterset_fields = ["sku"]
+
+    def get_queryset(self):
+        return sku_demand_list()
+
+
+class DemandDayOutput(serializers.ModelSerializer):
+    class Meta:
+        model = SkuDailyAdjustments
+        fields = ["day", "adjustment_count", "net_delta"]
+
+
+class DemandDetailApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        sku = serializers.CharField()
+        open_quantity = serializers.IntegerField()
+        adjustment_count = serializers.IntegerField()
+        last_updated = serializers.DateTimeField(allow_null=True)
+        daily = DemandDayOutput(
+            many=True, help_text="The last 30 days (UTC) that had changes, oldest first."
+        )
+
+        class Meta:
+            ref_name = "DemandDetail"
+
+    @extend_schema(
+        operation_id="demand_retrieve",
+        responses={200: OutputSerializer},
+        description="A sku's open demand and its daily adjustments over the last 30 days.",
+    )
+    def get(self, request, sku: str):
+        return Response(self.OutputSerializer(sku_demand_get(sku=sku, days=30)).data)

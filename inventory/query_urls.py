@@ -1,6 +1,7 @@
-"""Stock read endpoints. `stock/history/` and `stock/low/` come before `stock/<sku>/`, and
-the sku converter leaves alone the words used by the stock command routes, so that a POST
-to e.g. `stock/receive/` reaches its own view whatever the include order."""
+"""Stock and demand read endpoints. `stock/history/` and `stock/low/` come before
+`stock/<sku>/`, and the sku converter leaves alone the words used by the stock command
+routes, so that a POST to e.g. `stock/receive/` reaches its own view whatever the include
+order."""
 
 from django.urls import path, register_converter
 
@@ -34,6 +35,8 @@ class StockSkuConverter:
 register_converter(StockSkuConverter, "stock_sku")
 
 urlpatterns = [
+    path("demand/", query_apis.DemandListApi.as_view(), name="demand-list"),
+    path("demand/<str:sku>/", query_apis.DemandDetailApi.as_view(), name="demand-detail"),
     path("stock/", query_apis.StockListApi.as_view(), name="stock-list"),
     path("stock/history/", query_apis.StockHistoryApi.as_view(), name="stock-history"),
     path("stock/low/", query_apis.StockLowListApi.as_view(), name="stock-low"),

@@ -1,12 +1,22 @@
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from itertools import groupby
 
+from django.db import connection, transaction
 from django.db.models import Case, F, Prefetch, QuerySet, Sum, When
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from config.errors import NotFound
-from history.models import SkuStockTotals, StockLedgerEntry, StockMovementType
+from history.models import (
+    SkuDailyAdjustments,
+    SkuDemand,
+    SkuStockTotals,
+    StockLedgerEntry,
+    StockMovementType,
+)
+from history.selectors import STOCK_QUANTITIES, ReplayedStock, stock_replay
 from inventory import forecast
 from inventory.models import (
     Location,
@@ -217,3 +227,167 @@ def stock_forecast_get(
             today=today,
         ),
     )
+
+
+# --- Demand (from the order ledger's projections) ------------------------------------------
+
+
+def sku_demand_list() -> QuerySet[SkuDemand]:
+    return SkuDemand.objects.all()
+
+
+@dataclass(frozen=True)
+class SkuDemandDetail:
+    sku: str
+    open_quantity: int
+    adjustment_count: int
+    last_updated: datetime | None
+    daily: list[SkuDailyAdjustments]
+
+
+def sku_demand_get(*, sku: str, days: int = 30) -> SkuDemandDetail:
+    """A sku's open demand and its daily adjustments over the last `days` days (UTC days,
+    today included), from the snapshot tables. A product nobody has ordered yet has zero
+    demand; a sku that is not a product is NotFound."""
+    demand = SkuDemand.objects.filter(sku=sku).first()
+    if demand is None:
+        if not Product.objects.filter(sku=sku).exists():
+            raise NotFound(f"Product {sku} does not exist.")
+        demand = SkuDemand(sku=sku)
+    since = timezone.now().date() - timedelta(days=days - 1)
+    daily = list(SkuDailyAdjustments.objects.filter(sku=sku, day__gte=since).order_by("day"))
+    return SkuDemandDetail(
+        sku=demand.sku,
+        open_quantity=demand.open_quantity,
+        adjustment_count=demand.adjustment_count,
+        last_updated=demand.last_updated,
+        daily=daily,
+    )
+
+
+# --- Replaying the stock ledger against the levels -------------------------------------------
+
+
+@dataclass(frozen=True)
+class StockDrift:
+    subject: str  # "SKU@LOCATION" for a stock level, "SKU" for the sku's totals
+    where: str  # "ledger", "state" or "totals"
+    detail: str
+
+
+def stock_drift(*, check_totals: bool = True, chunk_size: int = 2000) -> Iterator[StockDrift]:
+    """Replay the stock ledger and yield each way in which the ledger chain, a stock level
+    or (with `check_totals`) the stock_totals projection disagrees.
+
+    Levels and ledger are streamed in (product, location) order and merged, so memory stays
+    flat. Outside a transaction everything is read in one REPEATABLE READ
+    snapshot, so commands committing meanwhile cause no false alarms. The totals are
+    compared with the levels, so run the projector first; under write load they can
+    differ by what it has not folded yet."""
+    if connection.in_atomic_block:
+        yield from _stock_drift(check_totals, chunk_size)
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield from _stock_drift(check_totals, chunk_size)
+
+
+def _stock_drift(check_totals: bool, chunk_size: int) -> Iterator[StockDrift]:
+    levels = StockLevel.objects.order_by("product_id", "location_id").values_list(
+        "product_id", "location_id", "product__sku", "location__code", *STOCK_QUANTITIES, "version"
+    )
+    entries = (
+        StockLedgerEntry.objects.order_by("product_id", "location_id", "id")
+        .only(
+            "product_id",
+            "location_id",
+            "sku",
+            "location_code",
+            "movement",
+            "version",
+            *(f"delta_{name}" for name in STOCK_QUANTITIES),
+            *(f"{name}_after" for name in STOCK_QUANTITIES),
+        )
+        .iterator(chunk_size=chunk_size)
+    )
+    replays = (
+        stock_replay(group)[key]
+        for key, group in groupby(entries, key=lambda e: (e.product_id, e.location_id))
+    )
+    replay = next(replays, None)
+    for level in levels.iterator(chunk_size=chunk_size):
+        key = (level[0], level[1])
+        while replay is not None and (replay.product_id, replay.location_id) < key:
+            yield from _stock_place_drift(replay, None)
+            replay = next(replays, None)
+        if replay is not None and (replay.product_id, replay.location_id) == key:
+            current, replay = replay, next(replays, None)
+        else:
+            current = ReplayedStock(*key)
+        current.sku, current.location_code = level[2], level[3]
+        yield from _stock_place_drift(current, level[4:])
+    while replay is not None:
+        yield from _stock_place_drift(replay, None)
+        replay = next(replays, None)
+    if check_totals:
+        yield from _stock_totals_drift(chunk_size)
+
+
+def _stock_place_drift(replayed: ReplayedStock, level: tuple | None) -> Iterator[StockDrift]:
+    place = replayed.place
+    for problem in replayed.problems:
+        yield StockDrift(place, "ledger", problem)
+    if level is None:
+        yield StockDrift(place, "state", "no stock level, but the ledger has movements")
+        return
+    for name, actual in zip((*STOCK_QUANTITIES, "version"), level, strict=True):
+        expected = getattr(replayed, name)
+        if actual != expected:
+            yield StockDrift(place, "state", f"{name} is {actual}, the ledger says {expected}")
+
+
+def _stock_totals_drift(chunk_size: int) -> Iterator[StockDrift]:
+    """The stock_totals projection against the levels summed per sku; `movements` against
+    the levels' versions (each movement bumps one level's version by one)."""
+    sums = (
+        StockLevel.objects.values("product__sku")
+        .annotate(**{name: Sum(name) for name in STOCK_QUANTITIES}, movements=Sum("version"))
+        .order_by("product__sku")
+    )
+    fields = (*STOCK_QUANTITIES, "movements")
+    chunk: list[dict] = []
+    for row in sums.iterator(chunk_size=chunk_size):
+        chunk.append(row)
+        if len(chunk) == chunk_size:
+            yield from _stock_totals_chunk_drift(chunk, fields)
+            chunk = []
+    yield from _stock_totals_chunk_drift(chunk, fields)
+    orphans = SkuStockTotals.objects.exclude(
+        sku__in=StockLevel.objects.values("product__sku")
+    ).order_by("sku")
+    for totals in orphans.iterator(chunk_size=chunk_size):
+        if any(getattr(totals, name) for name in STOCK_QUANTITIES):
+            yield StockDrift(totals.sku, "totals", "totals exist, but the sku has no stock levels")
+
+
+def _stock_totals_chunk_drift(chunk: list[dict], fields: tuple[str, ...]) -> Iterator[StockDrift]:
+    if not chunk:
+        return
+    totals = {
+        t.sku: t for t in SkuStockTotals.objects.filter(sku__in=[r["product__sku"] for r in chunk])
+    }
+    for row in chunk:
+        sku = row["product__sku"]
+        projected = totals.get(sku)
+        if projected is None:
+            if any(row[name] for name in fields):
+                yield StockDrift(sku, "totals", "no totals, but the levels are not all zero")
+            continue
+        for name in fields:
+            actual, expected = getattr(projected, name), row[name]
+            if actual != expected:
+                source = "versions" if name == "movements" else "levels"
+                yield StockDrift(
+                    sku, "totals", f"{name} is {actual}, the {source} sum to {expected}"
+                )

@@ -1,9 +1,9 @@
 """The one write path for stock. Every command runs in one transaction that locks the
 stock levels it touches (always in primary-key order, after the aggregate root it works
-for: order, reservation or transfer), writes the new quantities, one stock ledger row per
-level and one outbox event. Stock is never oversold: a take beyond `available` is refused
-with InsufficientStock, unless the product allows backorders, in which case the shortfall
-is recorded as backorder."""
+for: order, reservation or transfer), and ends by recording the new quantities, one stock
+ledger row per level and one outbox event (`history.recorder`). Stock is never oversold:
+a take beyond `available` is refused with InsufficientStock, unless the product allows
+backorders, in which case the shortfall is recorded as backorder."""
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +17,7 @@ from django.utils import timezone
 from config.errors import (
     CountBelowReserved,
     DomainValidationError,
+    ErrorCode,
     InsufficientStock,
     NotFound,
     ReservationBelongsToOrder,
@@ -24,8 +25,9 @@ from config.errors import (
     TransferNotInTransit,
 )
 from history.audit import Audit
+from history.events import Event, StockChange, stock_event_data
 from history.models import Source, StockEventType, StockMovementType
-from history.services import StockMove, outbox_event_add, stock_moves_record
+from history.recorder import StateWrite, changes_record
 from inventory.models import (
     MAX_STOCK_QUANTITY,
     Location,
@@ -156,8 +158,10 @@ def stock_set_thresholds(
     with transaction.atomic():
         level = _lock_place(sku, location)
         level.reorder_point, level.safety_stock = reorder_point, safety_stock
-        level.save(update_fields=["reorder_point", "safety_stock", "updated_at"])
-        _raise_low_crossings([level], audit, timezone.now())
+        now = timezone.now()
+        low = _low_crossings([level], audit, now)
+        level.save(update_fields=["reorder_point", "safety_stock", "is_low", "updated_at"])
+        changes_record(events=low, audit=audit, now=now)
         return level
 
 
@@ -326,6 +330,27 @@ def reservations_expire(*, now: datetime | None = None, batch_size: int = 200) -
 # --- Orders reserve stock -------------------------------------------------------------------
 
 
+def order_stock_lock(*, order_ids: Iterable[int], product_ids: Iterable[int]) -> None:
+    """Take every stock lock that commands on these orders may need, in the one order all
+    stock writers follow, after the order rows: the orders' active reservations, then every
+    stock level of these products and of the reserved ones, each in primary-key order.
+    Taken order by order instead, two commands could lock levels in opposite orders."""
+    reserved = (
+        Reservation.objects.select_for_update()
+        .filter(order_id__in=list(order_ids), status=ReservationStatus.ACTIVE)
+        .order_by("pk")
+        .values_list("product_id", flat=True)
+    )
+    products = sorted({*product_ids, *reserved})
+    if products:
+        list(
+            StockLevel.objects.select_for_update()
+            .filter(product_id__in=products)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+
+
 def order_stock_apply(*, order, deltas: Mapping[int, int], audit: Audit) -> None:
     """Reserve positive and release negative line deltas (product id -> delta) of tracked
     products. Runs inside the order command's transaction, after the order row lock, so a
@@ -333,6 +358,7 @@ def order_stock_apply(*, order, deltas: Mapping[int, int], audit: Audit) -> None
     deltas = {pid: d for pid, d in deltas.items() if d}
     if not deltas:
         return
+    order_stock_lock(order_ids=[order.pk], product_ids=deltas)
     now = timezone.now()
     reservations = {
         r.product_id: r
@@ -369,6 +395,7 @@ def order_stock_apply(*, order, deltas: Mapping[int, int], audit: Audit) -> None
 
 def order_stock_release(*, order, audit: Audit) -> None:
     """Release every active reservation of the order (it was cancelled)."""
+    order_stock_lock(order_ids=[order.pk], product_ids=[])
     now = timezone.now()
     for reservation in _lock_order_reservations(order):
         _release_all(reservation, ReservationStatus.CANCELLED, audit, now)
@@ -376,6 +403,7 @@ def order_stock_release(*, order, audit: Audit) -> None:
 
 def order_stock_consume(*, order, audit: Audit) -> None:
     """Consume every active reservation of the order (it was fulfilled)."""
+    order_stock_lock(order_ids=[order.pk], product_ids=[])
     now = timezone.now()
     for reservation in _lock_order_reservations(order):
         _consume(reservation, audit, now)
@@ -385,61 +413,102 @@ def order_stock_consume(*, order, audit: Audit) -> None:
 
 
 @dataclass
+class _Move:
+    """The net change a command makes to one stock level."""
+
+    level: StockLevel
+    movement: StockMovementType
+    on_hand: int = 0
+    reserved: int = 0
+    in_transit: int = 0
+    backorder: int = 0
+
+    def moves_anything(self) -> bool:
+        # A count is on record even when it finds nothing to correct.
+        return bool(self.on_hand or self.reserved or self.in_transit or self.backorder) or (
+            self.movement == M.COUNT
+        )
+
+    def applied(self) -> StockChange:
+        """Apply the change to the level (in memory) and describe it for the ledger."""
+        level = self.level
+        level.on_hand += self.on_hand
+        level.reserved += self.reserved
+        level.in_transit += self.in_transit
+        level.backorder += self.backorder
+        level.available = level.on_hand - level.reserved
+        level.version += 1
+        return StockChange(
+            product_id=level.product_id,
+            sku=level.product.sku,
+            location_id=level.location_id,
+            location_code=level.location.code,
+            movement=str(self.movement),
+            version=level.version,
+            on_hand=self.on_hand,
+            reserved=self.reserved,
+            in_transit=self.in_transit,
+            backorder=self.backorder,
+            on_hand_after=level.on_hand,
+            reserved_after=level.reserved,
+            in_transit_after=level.in_transit,
+            backorder_after=level.backorder,
+        )
+
+
+@dataclass
 class _Moves:
     """Net changes per stock level within one command; written as one ledger row each."""
 
-    by_level: dict[int, StockMove] = field(default_factory=dict)
+    by_level: dict[int, _Move] = field(default_factory=dict)
 
     def add(self, level: StockLevel, movement, **deltas: int) -> None:
-        move = self.by_level.setdefault(level.pk, StockMove(level=level, movement=movement))
+        move = self.by_level.setdefault(level.pk, _Move(level=level, movement=movement))
         for name, value in deltas.items():
             setattr(move, name, getattr(move, name) + value)
 
     def write(
         self, event_type, audit: Audit, *, aggregate: tuple[str, object], now: datetime, extra=None
-    ) -> list[StockMove]:
-        moves = [
-            m
-            for m in self.by_level.values()
-            if m.on_hand or m.reserved or m.in_transit or m.backorder or m.movement == M.COUNT
-        ]
+    ) -> list[_Move]:
+        """Record the moves (none: nothing is written) with one event for the command, and
+        `stock.low` for every level that falls to its reorder point."""
+        moves = [move for move in self.by_level.values() if move.moves_anything()]
         if not moves:
             return []
-        for move in moves:
-            level = move.level
-            level.on_hand += move.on_hand
-            level.reserved += move.reserved
-            level.in_transit += move.in_transit
-            level.backorder += move.backorder
-            level.available = level.on_hand - level.reserved
-            level.version += 1
-            level.updated_at = now
-        StockLevel.objects.bulk_update(
-            [m.level for m in moves],
-            ["on_hand", "reserved", "in_transit", "backorder", "version", "updated_at"],
-        )
+        changes = [move.applied() for move in moves]
         kind, root = aggregate
         if kind == "stock":
-            aggregate_id, version = f"{root.product.sku}@{root.location.code}", root.version
+            aggregate_id, version = _place(root), root.version
             reference_type, reference_id = "", ""
         else:
             aggregate_id, version = str(root.pk), root.version
             reference_type, reference_id = kind, str(root.pk)
             if kind == "reservation" and root.order_id:
                 reference_type, reference_id = "order", str(root.order_id)
-        stock_moves_record(
-            moves=moves,
-            event_type=event_type,
+        event = Event(
             aggregate_type=kind,
             aggregate_id=aggregate_id,
-            aggregate_version=version,
+            version=version,
+            event_type=event_type,
+            stock=changes,
             reference_type=reference_type,
             reference_id=reference_id,
-            audit=audit,
-            occurred_at=now,
-            extra=extra,
+            payload=stock_event_data(
+                sku=changes[0].sku,
+                aggregate_version=version,
+                changes=changes,
+                reference_type=reference_type,
+                reference_id=reference_id,
+                audit=audit,
+                occurred_at=now,
+                extra=extra,
+            ),
         )
-        _raise_low_crossings([m.level for m in moves], audit, now)
+        levels = [move.level for move in moves]
+        low = _low_crossings(levels, audit, now)
+        changes_record(
+            events=[event, *low], audit=audit, now=now, state=[_levels_write(levels, now)]
+        )
         return moves
 
     def write_single(self, event_type, audit: Audit, extra=None) -> StockLevel:
@@ -450,36 +519,64 @@ class _Moves:
         return move.level
 
 
-def _raise_low_crossings(levels: Iterable[StockLevel], audit: Audit, now: datetime) -> None:
-    """Raise `stock.low` once when available falls to the reorder point or below; the flag
-    is cleared when it rises above again, so the next fall raises it again."""
-    changed = []
+def _place(level: StockLevel) -> str:
+    return f"{level.product.sku}@{level.location.code}"
+
+
+_WRITE_LEVELS = (
+    f"UPDATE {StockLevel._meta.db_table} AS s SET on_hand = v.on_hand, reserved = v.reserved, "
+    "in_transit = v.in_transit, backorder = v.backorder, is_low = v.is_low, "
+    "version = v.version, updated_at = %s "
+    "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], "
+    "%s::boolean[], %s::integer[]) "
+    "AS v(id, on_hand, reserved, in_transit, backorder, is_low, version) WHERE s.id = v.id"
+)
+
+
+def _levels_write(levels: list[StockLevel], now: datetime) -> StateWrite:
+    for level in levels:
+        level.updated_at = now
+    return StateWrite(
+        _WRITE_LEVELS,
+        [
+            now,
+            *(
+                [getattr(level, name) for level in levels]
+                for name in ("pk", "on_hand", "reserved", "in_transit", "backorder", "is_low")
+            ),
+            [level.version for level in levels],
+        ],
+    )
+
+
+def _low_crossings(levels: Iterable[StockLevel], audit: Audit, now: datetime) -> list[Event]:
+    """`stock.low` once when available falls to the reorder point or below; the flag is
+    cleared when it rises above again, so the next fall raises it again. Updates `is_low`
+    on the levels; the caller writes them."""
+    events = []
     for level in levels:
         low = level.on_hand - level.reserved <= level.reorder_point
-        if low == level.is_low:
-            continue
-        level.is_low = low
-        changed.append(level)
-        if low:
-            outbox_event_add(
-                event_type=StockEventType.LOW,
-                aggregate_type="stock",
-                aggregate_id=f"{level.product.sku}@{level.location.code}",
-                aggregate_version=level.version,
-                payload={
-                    "sku": level.product.sku,
-                    "location": level.location.code,
-                    "aggregate_version": level.version,
-                    "available": level.on_hand - level.reserved,
-                    "reorder_point": level.reorder_point,
-                    "safety_stock": level.safety_stock,
-                    "actor": audit.actor,
-                    "occurred_at": now.isoformat(),
-                },
-                occurred_at=now,
+        if low and not level.is_low:
+            events.append(
+                Event(
+                    aggregate_type="stock",
+                    aggregate_id=_place(level),
+                    version=level.version,
+                    event_type=StockEventType.LOW,
+                    payload={
+                        "sku": level.product.sku,
+                        "location": level.location.code,
+                        "aggregate_version": level.version,
+                        "available": level.on_hand - level.reserved,
+                        "reorder_point": level.reorder_point,
+                        "safety_stock": level.safety_stock,
+                        "actor": audit.actor,
+                        "occurred_at": now.isoformat(),
+                    },
+                )
             )
-    if changed:
-        StockLevel.objects.bulk_update(changed, ["is_low"])
+        level.is_low = low
+    return events
 
 
 def _owed_by_issues(level: StockLevel, arriving: int) -> int:
@@ -508,7 +605,7 @@ def _check_positive(quantity: int, name: str) -> None:
 def _product(sku: str) -> Product:
     product = Product.objects.filter(sku=sku).first()
     if product is None:
-        raise DomainValidationError(f"Unknown sku: {sku}.", field="sku", code="unknown_sku")
+        raise DomainValidationError(f"Unknown sku: {sku}.", field="sku", code=ErrorCode.UNKNOWN_SKU)
     return product
 
 
@@ -516,11 +613,11 @@ def _location(code: str, field: str = "location") -> Location:
     location = Location.objects.filter(code=code).first()
     if location is None:
         raise DomainValidationError(
-            f"Unknown location: {code}.", field=field, code="unknown_location"
+            f"Unknown location: {code}.", field=field, code=ErrorCode.UNKNOWN_LOCATION
         )
     if not location.active:
         raise DomainValidationError(
-            f"Location {code} is not active.", field=field, code="inactive_location"
+            f"Location {code} is not active.", field=field, code=ErrorCode.INACTIVE_LOCATION
         )
     return location
 
@@ -797,11 +894,11 @@ def _consume(reservation: Reservation, audit: Audit, now: datetime) -> None:
 
 def _reservation_event(reservation, event_type, audit: Audit, now: datetime, extra: dict) -> None:
     """An event for a reservation command that moved no stock (an empty reservation)."""
-    outbox_event_add(
-        event_type=event_type,
+    event = Event(
         aggregate_type="reservation",
         aggregate_id=str(reservation.pk),
-        aggregate_version=reservation.version,
+        version=reservation.version,
+        event_type=event_type,
         payload={
             "reservation_id": reservation.pk,
             "sku": reservation.product.sku,
@@ -812,8 +909,8 @@ def _reservation_event(reservation, event_type, audit: Audit, now: datetime, ext
             "occurred_at": now.isoformat(),
             **extra,
         },
-        occurred_at=now,
     )
+    changes_record(events=[event], audit=audit, now=now)
 
 
 def _save_allocations(allocations: list[ReservationAllocation]) -> None:

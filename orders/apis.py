@@ -3,24 +3,35 @@ render. Every write accepts Idempotency-Key; every order write accepts If-Match.
 
 import orjson
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.common import IDEMPOTENCY_KEY, IF_MATCH, audit_from, validated
+from config.api.common import IDEMPOTENCY_KEY, IF_MATCH, validated
 from config.api.conditional import etag, expected_version
 from config.api.fields import StrictIntegerField
-from config.api.idempotency import IdempotentMixin
+from config.api.pagination import TimelinePagination
 from config.api.serializers import StrictSerializer, parse_aware_datetime
-from history.selectors import order_as_of
+from history.apis import LedgerListApi
+from history.audit import api_audit
+from history.cache import MISS, cache_fill, cache_read
+from history.filters import TimelineFilter
+from history.idempotency import IdempotentMixin
+from history.models import OrderLedgerEntry
+from history.selectors import order_as_of, order_timeline
 from orders import services
-from orders.cache import MISS, order_cache_get, order_cache_put
 from orders.filters import OrderFilter
 from orders.models import MAX_LINE_QUANTITY, Customer, Order
-from orders.selectors import customer_list, order_get, order_list, order_representation
+from orders.selectors import (
+    customer_list,
+    order_exists,
+    order_get,
+    order_list,
+    order_representation,
+)
 
 
 class LineQuantityInput(StrictSerializer):
@@ -91,13 +102,14 @@ def order_response(order_id: int, *, status_code: int = status.HTTP_200_OK) -> R
 
 def cached_order_response(order_id: int) -> HttpResponse:
     """Serve the order from the Redis cache when fresh, else from the database (and fill
-    the cache). `X-Cache` says which: hit, miss or degraded (Redis unavailable)."""
-    body, version, cache_status = order_cache_get(order_id)
+    the cache). `X-Cache` says which: hit, miss, degraded (Redis unavailable) or off (no
+    Redis configured)."""
+    body, version, cache_status = cache_read("order", str(order_id))
     if body is None:
         data = order_representation(order_id=order_id)
         body, version = orjson.dumps(data), data["version"]
         if cache_status == MISS:
-            order_cache_put(order_id, version, body)
+            cache_fill("order", str(order_id), version, body)
     response = HttpResponse(body, content_type="application/json")
     response["ETag"] = etag(version)
     response["X-Cache"] = cache_status
@@ -133,7 +145,7 @@ class OrderListCreateApi(IdempotentMixin, ListAPIView):
             customer_id=data.get("customer"),
             reference=data.get("reference", ""),
             lines=data["lines"],
-            audit=audit_from(request, data.get("reason", "")),
+            audit=api_audit(request, reason=data.get("reason", "")),
         )
         return order_response(order.pk, status_code=status.HTTP_201_CREATED)
 
@@ -178,7 +190,7 @@ class OrderDetailApi(IdempotentMixin, APIView):
             order_id=order_id,
             quantities=data["lines"],
             expected_version=version,
-            audit=audit_from(request, data["reason"]),
+            audit=api_audit(request, reason=data["reason"]),
         )
         return order_response(order_id)
 
@@ -203,7 +215,7 @@ class OrderAdjustApi(IdempotentMixin, APIView):
             order_id=order_id,
             deltas={data["sku"]: data["delta"]},
             expected_version=version,
-            audit=audit_from(request, data["reason"]),
+            audit=api_audit(request, reason=data["reason"]),
         )
         return order_response(order_id)
 
@@ -224,7 +236,7 @@ class OrderCancelApi(IdempotentMixin, APIView):
         services.order_cancel(
             order_id=order_id,
             expected_version=version,
-            audit=audit_from(request, data.get("reason", "")),
+            audit=api_audit(request, reason=data.get("reason", "")),
         )
         return order_response(order_id)
 
@@ -249,9 +261,29 @@ class OrderFulfilApi(IdempotentMixin, APIView):
         services.order_fulfil(
             order_id=order_id,
             expected_version=version,
-            audit=audit_from(request, data.get("reason", "")),
+            audit=api_audit(request, reason=data.get("reason", "")),
         )
         return order_response(order_id)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="order_history",
+        parameters=[LedgerListApi.FORMAT],
+        description="The order's timeline, oldest first. Filter by since/until/sku/actor.",
+    )
+)
+class OrderHistoryApi(LedgerListApi):
+    pagination_class = TimelinePagination
+    filterset_class = TimelineFilter
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return OrderLedgerEntry.objects.none()
+        order_id = self.kwargs["order_id"]
+        order_exists(order_id=order_id)
+        self.csv_filename = f"order-{order_id}-history.csv"
+        return order_timeline(order_id=order_id)
 
 
 class CustomerOutput(serializers.ModelSerializer):

@@ -6,16 +6,25 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.common import IDEMPOTENCY_KEY, audit_from, validated
+from config.api.common import IDEMPOTENCY_KEY, validated
 from config.api.fields import StrictIntegerField
-from config.api.idempotency import IdempotentMixin
 from config.api.problems import PROBLEM_TYPE_PREFIX
 from config.api.serializers import StrictSerializer
-from orders.bulk import MAX_BULK_ITEMS, BulkItem, BulkStatus, order_adjustments_bulk
+from history.audit import api_audit
+from history.idempotency import IdempotentMixin
 from orders.models import MAX_LINE_QUANTITY
+from orders.planner import LineRequest, OrderCommand, Outcome, OutcomeStatus
+from orders.services import MAX_BULK_ITEMS, order_adjustments_bulk
 
 _MAX_ID = 2**63 - 1
 _MAX_VERSION = 2**31 - 1
+
+# A refused command is an `error` item in the response.
+_STATUSES = {
+    OutcomeStatus.APPLIED: "applied",
+    OutcomeStatus.UNCHANGED: "unchanged",
+    OutcomeStatus.REFUSED: "error",
+}
 
 ATOMIC = OpenApiParameter(
     "atomic",
@@ -49,7 +58,7 @@ class BulkItemResultOutput(serializers.Serializer):
     index = serializers.IntegerField(help_text="Position of the item in the request.")
     order = serializers.IntegerField()
     sku = serializers.CharField()
-    status = serializers.ChoiceField(choices=[s.value for s in BulkStatus])
+    status = serializers.ChoiceField(choices=list(_STATUSES.values()))
     version = serializers.IntegerField(
         allow_null=True,
         help_text="applied: the version this item produced; unchanged: the current one.",
@@ -75,14 +84,6 @@ class BulkAdjustmentItemInput(StrictSerializer):
             "batch starts, plus one for each earlier item of the batch that changed it."
         ),
     )
-
-    def validate(self, attrs):
-        if ("quantity" in attrs) == ("delta" in attrs):
-            raise ValidationError(
-                {"quantity": ["Give either quantity or delta, not both and not neither."]},
-                code="quantity_or_delta",
-            )
-        return attrs
 
 
 class AdjustmentsBulkApi(IdempotentMixin, APIView):
@@ -120,13 +121,22 @@ class AdjustmentsBulkApi(IdempotentMixin, APIView):
     def post(self, request):
         atomic = _atomic(request)
         data = well_formed(request.data) or validated(self.InputSerializer, request)
-        items = [BulkItem(**item) for item in data["items"]]
-        results = order_adjustments_bulk(
-            items=items, atomic=atomic, audit=audit_from(request, data.get("reason", ""))
+        commands = [
+            OrderCommand(
+                item["order"],
+                [LineRequest(item["sku"], item.get("quantity"), item.get("delta"))],
+                item.get("expected_version"),
+            )
+            for item in data["items"]
+        ]
+        outcomes = order_adjustments_bulk(
+            commands=commands,
+            atomic=atomic,
+            audit=api_audit(request, reason=data.get("reason", "")),
         )
-        body = [_result(r) for r in results]
-        failed = sum(1 for r in results if r.status == BulkStatus.ERROR)
-        return Response({"results": body, "applied": len(results) - failed, "failed": failed})
+        body = [item_result(index, outcome) for index, outcome in enumerate(outcomes)]
+        failed = sum(1 for o in outcomes if o.status == OutcomeStatus.REFUSED)
+        return Response({"results": body, "applied": len(outcomes) - failed, "failed": failed})
 
 
 _ITEM_FIELDS = {"order", "sku", "quantity", "delta", "expected_version"}
@@ -143,7 +153,8 @@ def well_formed(body) -> dict | None:
     is valid; otherwise None, and the serializer judges it and words the errors. The check
     accepts a subset of what the serializer accepts (plain ASCII text with no surrounding
     whitespace, JSON integers in range), so it never lets through what the serializer would
-    refuse. DRF's per-item validation was the largest item in a bulk request's profile
+    refuse. Whether an item gives a quantity or a delta is the planner's rule (check_shape).
+    DRF's per-item validation was the largest item in a bulk request's profile
     (make bench-profile BENCH_ARGS='bulk --cprofile')."""
     if not isinstance(body, dict) or not body.keys() <= {"items", "reason"}:
         return None
@@ -155,7 +166,7 @@ def well_formed(body) -> dict | None:
     for item in items:
         if not isinstance(item, dict) or not item.keys() <= _ITEM_FIELDS:
             return None
-        if ("quantity" in item) == ("delta" in item) or "order" not in item:
+        if "order" not in item:
             return None
         if not _plain_text(item.get("sku"), max_length=64, allow_blank=False):
             return None
@@ -184,16 +195,19 @@ def _atomic(request) -> bool:
     return value == "true"
 
 
-def _result(result) -> dict:
+def item_result(index: int, outcome: Outcome) -> dict:
+    """One item of the response: what became of the command at `index`."""
+    line = outcome.lines[0] if outcome.lines else None
     body = {
-        "index": result.index,
-        "order": result.order,
-        "sku": result.sku,
-        "status": str(result.status),
-        "version": result.version,
-        "quantity": result.quantity,
-        "delta": result.delta,
+        "index": index,
+        "order": outcome.command.order_id,
+        "sku": outcome.command.lines[0].sku,
+        "status": _STATUSES[outcome.status],
+        "version": outcome.version,
+        "quantity": line.after if line else None,
+        "delta": line.delta if line else None,
     }
-    if result.error is not None:
-        body["error"] = {"type": PROBLEM_TYPE_PREFIX + result.error["code"], **result.error}
+    if outcome.error is not None:
+        problem = outcome.error.problem()
+        body["error"] = {"type": PROBLEM_TYPE_PREFIX + problem["code"], **problem}
     return body

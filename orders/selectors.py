@@ -1,8 +1,14 @@
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 from django.db.models import Prefetch, QuerySet
 
 from config.api.formats import api_datetime
 from config.errors import NotFound
 from config.sql import fetch_all
+from history.models import OrderLedgerEntry, OrderSnapshot
+from history.selectors import order_replay
 from inventory.models import Product
 from orders.models import Customer, Order, OrderLine
 
@@ -56,3 +62,82 @@ def order_exists(*, order_id: int) -> None:
 
 def customer_list() -> QuerySet[Customer]:
     return Customer.objects.order_by("id")
+
+
+# --- Replaying the order ledger against the orders ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Drift:
+    order_id: int
+    where: str  # "ledger", "state" or "snapshot"
+    detail: str
+
+
+def order_ledger_drift(*, chunk_size: int = 1000, check_snapshots: bool = True) -> Iterator[Drift]:
+    """Replay every order's ledger and yield each way in which the ledger itself, the
+    current state or the snapshot disagrees with the replay."""
+    order_ids = list(Order.objects.order_by("id").values_list("id", flat=True))
+    for start in range(0, len(order_ids), chunk_size):
+        chunk = order_ids[start : start + chunk_size]
+        entries: dict[int, list[OrderLedgerEntry]] = defaultdict(list)
+        for entry in OrderLedgerEntry.objects.filter(order_id__in=chunk).order_by(
+            "order_id", "version", "id"
+        ):
+            entries[entry.order_id].append(entry)
+        lines: dict[int, dict[str, int]] = defaultdict(dict)
+        for order_id, sku, quantity in OrderLine.objects.filter(order_id__in=chunk).values_list(
+            "order_id", "product__sku", "quantity"
+        ):
+            lines[order_id][sku] = quantity
+        orders = {
+            o[0]: o
+            for o in Order.objects.filter(pk__in=chunk).values_list("id", "version", "status")
+        }
+        snapshots = (
+            {s.order_id: s for s in OrderSnapshot.objects.filter(order_id__in=chunk)}
+            if check_snapshots
+            else {}
+        )
+        for order_id in chunk:
+            replayed = order_replay(entries[order_id], order_id=order_id)
+            yield from _order_drift(
+                replayed,
+                lines[order_id],
+                orders[order_id],
+                snapshots.get(order_id),
+                check_snapshots,
+            )
+
+
+def _order_drift(replayed, lines, order_row, snapshot, check_snapshots) -> Iterator[Drift]:
+    order_id, version, status = order_row
+    for problem in replayed.problems:
+        yield Drift(order_id, "ledger", problem)
+    if replayed.quantities != lines:
+        yield Drift(order_id, "state", f"lines are {lines}, the ledger says {replayed.quantities}")
+    if replayed.version != version:
+        yield Drift(order_id, "state", f"version is {version}, the ledger says {replayed.version}")
+    if replayed.status != status:
+        yield Drift(order_id, "state", f"status is {status}, the ledger says {replayed.status}")
+    if not check_snapshots:
+        return
+    if snapshot is None:
+        yield Drift(order_id, "snapshot", "no snapshot")
+        return
+    if snapshot.lines != replayed.quantities:
+        yield Drift(
+            order_id,
+            "snapshot",
+            f"lines are {snapshot.lines}, the ledger says {replayed.quantities}",
+        )
+    if snapshot.total_quantity != sum(replayed.quantities.values()):
+        yield Drift(order_id, "snapshot", f"total is {snapshot.total_quantity}")
+    if snapshot.last_version != replayed.version:
+        yield Drift(
+            order_id,
+            "snapshot",
+            f"version is {snapshot.last_version}, the ledger says {replayed.version}",
+        )
+    if snapshot.status != replayed.status:
+        yield Drift(order_id, "snapshot", f"status is {snapshot.status}")

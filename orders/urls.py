@@ -8,6 +8,7 @@ urlpatterns = [
     path("orders/<int:order_id>/adjust/", apis.OrderAdjustApi.as_view(), name="order-adjust"),
     path("orders/<int:order_id>/cancel/", apis.OrderCancelApi.as_view(), name="order-cancel"),
     path("orders/<int:order_id>/fulfil/", apis.OrderFulfilApi.as_view(), name="order-fulfil"),
+    path("orders/<int:order_id>/history/", apis.OrderHistoryApi.as_view(), name="order-history"),
     path("adjustments/bulk/", bulk_apis.AdjustmentsBulkApi.as_view(), name="adjustments-bulk"),
     path("customers/", apis.CustomerListCreateApi.as_view(), name="customer-list"),
     path("customers/<int:customer_id>/", apis.CustomerDetailApi.as_view(), name="customer-detail"),

@@ -1,10 +1,6 @@
-"""Pieces every API module shares: the audit of an API request, body validation and the
-documented request headers."""
+"""Pieces every API module shares: body validation and the documented request headers."""
 
 from drf_spectacular.utils import OpenApiParameter
-
-from history.audit import Audit
-from history.models import Source
 
 IF_MATCH = OpenApiParameter(
     "If-Match", str, OpenApiParameter.HEADER, description='The ETag you read, e.g. "3".'
@@ -15,16 +11,6 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     OpenApiParameter.HEADER,
     description="Retry-safe key: the same key and body replay the first response.",
 )
-
-
-def audit_from(request, reason: str = "") -> Audit:
-    return Audit(
-        actor=request.user.get_username(),
-        source=Source.API,
-        reason=reason,
-        correlation_id=getattr(request._request, "correlation_id", ""),
-        idempotency_key=request.headers.get("Idempotency-Key", ""),
-    )
 
 
 def validated(serializer_class, request) -> dict:

@@ -243,7 +243,7 @@ OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=7)
 PROJECTOR_INTERVAL_SECONDS = env.float("PROJECTOR_INTERVAL_SECONDS", default=1.0)
 PROJECTOR_BATCH_SIZE = env.int("PROJECTOR_BATCH_SIZE", default=5000)
 
-# Order read cache (orders/cache.py).
+# Order read cache (history/cache.py): on when REDIS_URL is set.
 ORDER_CACHE_TTL_SECONDS = env.int("ORDER_CACHE_TTL_SECONDS", default=300)
 
 # Consumers (history/consumers.py).

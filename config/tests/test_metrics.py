@@ -16,12 +16,12 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import gunicorn as gunicorn_config
-from config import metrics
+from history import cache as aggregate_cache
+from history import metrics
 from history.models import Source
 from history.projector import projections_run
 from history.relay import outbox_relay
 from inventory.services import location_create, stock_receive
-from orders import cache as order_cache
 from orders.services import order_adjust, order_create
 from tests.broker import EventCollector
 from tests.factories import ProductFactory
@@ -211,9 +211,8 @@ def test_stock_moves_are_counted_and_a_rolled_back_command_counts_nothing(audit)
 def test_order_reads_count_cache_misses_and_hits(api, make_order, product):
     # given
     order = make_order(lines={product.sku: 2})
-    order_cache._broken_until = 0.0
-    order_cache.order_cache_invalidate(order.pk, order.version + 1000)  # nothing cached
-    order_cache.cache.delete(order_cache._key(order.pk))
+    aggregate_cache._broken_until = 0.0
+    aggregate_cache.cache.delete(aggregate_cache._key("order", str(order.pk)))
     hits, misses = (
         value("ordertrack_cache_requests_total", result="hit"),
         value("ordertrack_cache_requests_total", result="miss"),
@@ -232,12 +231,12 @@ def test_order_reads_count_cache_misses_and_hits(api, make_order, product):
 def test_a_tripped_cache_counts_degraded_reads():
     # given: the circuit breaker is open
     before = value("ordertrack_cache_requests_total", result="degraded")
-    order_cache._broken_until = float("inf")
+    aggregate_cache._broken_until = float("inf")
     try:
         # when
-        result = order_cache.order_cache_get(1)
+        result = aggregate_cache.cache_read("order", "1")
     finally:
-        order_cache._broken_until = 0.0
+        aggregate_cache._broken_until = 0.0
 
     # then
     assert result == (None, None, "degraded")
@@ -319,7 +318,7 @@ def test_the_scrape_reports_fresh_projection_lag_and_outbox_backlog(make_order, 
 
 _WRITER = """
 import os, sys
-from config import metrics
+from history import metrics
 metrics.adjustments_recorded("api", "order", int(sys.argv[1]))
 metrics.cache_request("hit")
 metrics.PROJECTION_LAG_EVENTS.labels("mp_probe").set(float(sys.argv[2]))

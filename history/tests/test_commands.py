@@ -148,7 +148,8 @@ def test_the_cancellation_consumer_sends_one_mail_per_cancelled_order(
     _run(
         "consume_events", "--queue", queue, "--handler", "notify-cancelled", "--idle-timeout", "0.5"
     )
-    from history.consumers import event_handle_once, notify_order_cancelled
+    from history.consumers import event_handle_once
+    from orders.consumers import notify_order_cancelled
 
     event = {"id": str(ConsumedEvent.objects.filter(consumer=queue).last().event_id)}
     assert not event_handle_once(consumer=queue, event=event, handler=notify_order_cancelled)

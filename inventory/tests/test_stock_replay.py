@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from config.errors import DomainError
 from history.audit import Audit
 from history.models import Source, StockLedgerEntry, StockMovementType
-from history.selectors import StockDrift, stock_drift, stock_replay
+from history.selectors import stock_replay
 from inventory.models import Location, Product, StockLevel
+from inventory.selectors import StockDrift, stock_drift
 from inventory.services import (
     location_create,
     reservation_cancel,

@@ -1,14 +1,7 @@
 import orjson
 from django.core.management.base import BaseCommand
 
-from history.consumers import events_consume, notify_order_cancelled
-
-
-def _print_only(event: dict) -> None:
-    """The handler of the plain consumer: printing happens in on_event."""
-
-
-HANDLERS = {"print": _print_only, "notify-cancelled": notify_order_cancelled}
+from history.consumers import HANDLERS, events_consume
 
 
 class Command(BaseCommand):

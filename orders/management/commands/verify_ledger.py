@@ -3,7 +3,8 @@ import sys
 from django.core.management.base import BaseCommand
 
 from history.projector import projections_run
-from history.selectors import ledger_drift, stock_drift
+from inventory.selectors import stock_drift
+from orders.selectors import order_ledger_drift
 
 
 class Command(BaseCommand):
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         if not skip_snapshots:
             projections_run()  # bring the snapshots up to what has committed
         drifted_orders, drifts = set(), 0
-        for drift in ledger_drift(check_snapshots=not skip_snapshots):
+        for drift in order_ledger_drift(check_snapshots=not skip_snapshots):
             drifts += 1
             drifted_orders.add(drift.order_id)
             self.stdout.write(f"order {drift.order_id}: {drift.where}: {drift.detail}")

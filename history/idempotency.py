@@ -3,7 +3,9 @@
 The stored response is written in the same transaction as the write it guards, so a key
 is either unused or bound to a committed outcome: a retry after a crash re-executes, a
 retry after success replays. Keys are per user. While the first request with a key is
-still running, a second one gets 409 instead of waiting (a PostgreSQL advisory lock)."""
+still running, a second one gets 409 instead of waiting (a PostgreSQL advisory lock).
+
+Old records are purged by `history.services.idempotency_records_purge` (a beat task)."""
 
 import hashlib
 from dataclasses import dataclass
@@ -102,16 +104,13 @@ class IdempotentMixin:
             raise ValidationError({HEADER: ["Must be 1 to 255 printable characters."]})
         state.fingerprint = _fingerprint(request)
         user_id = request.user.pk
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_try_advisory_xact_lock(%s)", [_lock_id(user_id, state.key)]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_lock_id(user_id, state.key)])
+            if not cursor.fetchone()[0]:
+                raise KeyInFlight(
+                    "A request with this Idempotency-Key is still being processed. "
+                    "Retry after it has finished."
                 )
-                if not cursor.fetchone()[0]:
-                    raise KeyInFlight(
-                        "A request with this Idempotency-Key is still being processed. "
-                        "Retry after it has finished."
-                    )
         record = IdempotencyRecord.objects.filter(user_id=user_id, key=state.key).first()
         if record is None:
             state.claimed = True

@@ -1,25 +1,46 @@
 """order_adjustments_bulk: many single-line commands in one transaction, each with its own
-version, ledger row and outbox event, in a fixed number of queries."""
+version, ledger row and outbox event, in a fixed number of queries. Results are read as the
+API shows them (orders.bulk_apis.item_result)."""
 
 import threading
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
 
+from history.cache import cache_fill, cache_read
 from history.models import OrderLedgerEntry, OutboxEvent, StockLedgerEntry
-from history.selectors import ledger_drift, stock_drift
 from inventory.models import Reservation, StockLevel
+from inventory.selectors import stock_drift
 from inventory.services import location_create, stock_receive
-from orders import writes
-from orders.bulk import BatchRejected, BulkItem, BulkStatus, order_adjustments_bulk
-from orders.cache import order_cache_get, order_cache_put
+from orders.bulk_apis import item_result
 from orders.models import Order, OrderLine
-from orders.services import order_adjust, order_cancel, order_create
+from orders.planner import LineRequest, OrderCommand
+from orders.selectors import order_ledger_drift
+from orders.services import (
+    BatchRejected,
+    order_adjust,
+    order_adjustments_bulk,
+    order_cancel,
+    order_create,
+)
 from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
 
-APPLIED, UNCHANGED, ERROR = BulkStatus.APPLIED, BulkStatus.UNCHANGED, BulkStatus.ERROR
+APPLIED, UNCHANGED, ERROR = "applied", "unchanged", "error"
+
+
+def item(*, order, sku, quantity=None, delta=None, expected_version=None) -> OrderCommand:
+    return OrderCommand(order, [LineRequest(sku, quantity, delta)], expected_version)
+
+
+def bulk(items, *, atomic: bool, audit) -> list[SimpleNamespace]:
+    outcomes = order_adjustments_bulk(commands=items, atomic=atomic, audit=audit)
+    return [
+        SimpleNamespace(**{"error": None, **item_result(i, outcome)})
+        for i, outcome in enumerate(outcomes)
+    ]
 
 
 def _quantities(order_id: int) -> dict[str, int]:
@@ -73,13 +94,13 @@ def hundred_orders(make_order):
     return [make_order(lines={"P-0": 100}) for _ in range(100)]
 
 
-def _thousand_items(orders) -> list[BulkItem]:
+def _thousand_items(orders) -> list[OrderCommand]:
     """Per order: +3 then =50 on each of P-0..P-4 (P-1..P-4 are new lines): 10 items."""
     items = []
     for order in orders:
         for n in range(5):
-            items.append(BulkItem(order=order.pk, sku=f"P-{n}", delta=3))
-            items.append(BulkItem(order=order.pk, sku=f"P-{n}", quantity=50))
+            items.append(item(order=order.pk, sku=f"P-{n}", delta=3))
+            items.append(item(order=order.pk, sku=f"P-{n}", quantity=50))
     return items
 
 
@@ -94,7 +115,7 @@ def test_thousand_items_across_hundred_orders_write_one_ledger_row_and_one_event
     ledger_before, outbox_before = OrderLedgerEntry.objects.count(), OutboxEvent.objects.count()
 
     # when
-    results = order_adjustments_bulk(items=items, atomic=False, audit=audit)
+    results = bulk(items, atomic=False, audit=audit)
 
     # then
     assert len(items) == 1000
@@ -123,7 +144,7 @@ def test_thousand_items_across_hundred_orders_write_one_ledger_row_and_one_event
         (4, 3, 3),
         (5, 50, 47),
     ]
-    assert list(ledger_drift(check_snapshots=False)) == []
+    assert list(order_ledger_drift(check_snapshots=False)) == []
     # each ledger row and its event share the event id
     row = OrderLedgerEntry.objects.get(order_id=first, version=3)
     event = OutboxEvent.objects.get(event_id=row.event_id)
@@ -136,9 +157,7 @@ def test_events_have_the_same_shape_as_single_changes(make_order, product, audit
     order_adjust(order_id=single.pk, deltas={product.sku: 5}, audit=audit)
 
     # when
-    order_adjustments_bulk(
-        items=[BulkItem(order=batched.pk, sku=product.sku, delta=5)], atomic=False, audit=audit
-    )
+    bulk([item(order=batched.pk, sku=product.sku, delta=5)], atomic=False, audit=audit)
 
     # then
     one = OutboxEvent.objects.get(aggregate_id=str(single.pk), aggregate_version=2)
@@ -160,16 +179,16 @@ def test_items_for_one_order_apply_in_input_order_with_consecutive_versions(
     # given
     order = make_order(lines={product.sku: 10})
     items = [
-        BulkItem(order=order.pk, sku="SKU-1", delta=5),
-        BulkItem(order=order.pk, sku="SKU-1", quantity=7),
-        BulkItem(order=order.pk, sku="SKU-1", delta=-7),
-        BulkItem(order=order.pk, sku="SKU-1", delta=0),
-        BulkItem(order=order.pk, sku="SKU-1", quantity=0, expected_version=4),
-        BulkItem(order=order.pk, sku="SKU-1", delta=1, expected_version=4),
+        item(order=order.pk, sku="SKU-1", delta=5),
+        item(order=order.pk, sku="SKU-1", quantity=7),
+        item(order=order.pk, sku="SKU-1", delta=-7),
+        item(order=order.pk, sku="SKU-1", delta=0),
+        item(order=order.pk, sku="SKU-1", quantity=0, expected_version=4),
+        item(order=order.pk, sku="SKU-1", delta=1, expected_version=4),
     ]
 
     # when
-    results = order_adjustments_bulk(items=items, atomic=False, audit=audit)
+    results = bulk(items, atomic=False, audit=audit)
 
     # then
     assert _outcome(results) == [
@@ -196,10 +215,10 @@ def test_a_batch_that_changes_nothing_writes_nothing(make_order, product, audit)
     before = _counts()
 
     # when
-    results = order_adjustments_bulk(
-        items=[
-            BulkItem(order=order.pk, sku="SKU-1", quantity=10, expected_version=1),
-            BulkItem(order=order.pk, sku="SKU-1", delta=0),
+    results = bulk(
+        [
+            item(order=order.pk, sku="SKU-1", quantity=10, expected_version=1),
+            item(order=order.pk, sku="SKU-1", delta=0),
         ],
         atomic=True,
         audit=audit,
@@ -217,11 +236,11 @@ def test_a_new_line_that_ends_at_zero_is_kept_like_single_changes_keep_it(
     order = make_order(lines={product.sku: 10})
 
     # when
-    order_adjustments_bulk(
-        items=[
-            BulkItem(order=order.pk, sku="SKU-2", delta=4),
-            BulkItem(order=order.pk, sku="SKU-2", delta=-4),
-            BulkItem(order=order.pk, sku="SKU-2", quantity=0),
+    bulk(
+        [
+            item(order=order.pk, sku="SKU-2", delta=4),
+            item(order=order.pk, sku="SKU-2", delta=-4),
+            item(order=order.pk, sku="SKU-2", quantity=0),
         ],
         atomic=False,
         audit=audit,
@@ -230,7 +249,7 @@ def test_a_new_line_that_ends_at_zero_is_kept_like_single_changes_keep_it(
     # then
     assert _quantities(order.pk) == {"SKU-1": 10, "SKU-2": 0}
     assert _version(order.pk) == 3
-    assert list(ledger_drift(check_snapshots=False)) == []
+    assert list(order_ledger_drift(check_snapshots=False)) == []
 
 
 # --- failures --------------------------------------------------------------------------------
@@ -244,19 +263,19 @@ def test_each_kind_of_failing_item_is_reported_and_the_others_are_applied(
     cancelled = make_order(lines={product.sku: 10})
     order_cancel(order_id=cancelled.pk, audit=audit)
     items = [
-        BulkItem(order=order.pk, sku="SKU-1", delta=1),
-        BulkItem(order=987654, sku="SKU-1", delta=1),
-        BulkItem(order=cancelled.pk, sku="SKU-1", delta=1),
-        BulkItem(order=order.pk, sku="SKU-1", delta=1, expected_version=1),
-        BulkItem(order=order.pk, sku="NOPE", delta=1),
-        BulkItem(order=order.pk, sku="SKU-1", delta=-12),
-        BulkItem(order=order.pk, sku="SKU-1", quantity=100_000_001),
-        BulkItem(order=order.pk, sku="SKU-1", quantity=20, expected_version=2),
+        item(order=order.pk, sku="SKU-1", delta=1),
+        item(order=987654, sku="SKU-1", delta=1),
+        item(order=cancelled.pk, sku="SKU-1", delta=1),
+        item(order=order.pk, sku="SKU-1", delta=1, expected_version=1),
+        item(order=order.pk, sku="NOPE", delta=1),
+        item(order=order.pk, sku="SKU-1", delta=-12),
+        item(order=order.pk, sku="SKU-1", quantity=100_000_001),
+        item(order=order.pk, sku="SKU-1", quantity=20, expected_version=2),
     ]
     cancelled_before = (_version(cancelled.pk), _ledger(cancelled.pk))
 
     # when
-    results = order_adjustments_bulk(items=items, atomic=False, audit=audit)
+    results = bulk(items, atomic=False, audit=audit)
 
     # then
     assert _outcome(results) == [
@@ -285,18 +304,18 @@ def test_each_kind_of_failing_item_is_reported_and_the_others_are_applied(
     ]
     assert _quantities(order.pk) == {"SKU-1": 20}
     assert (_version(cancelled.pk), _ledger(cancelled.pk)) == cancelled_before
-    assert list(ledger_drift(check_snapshots=False)) == []
+    assert list(order_ledger_drift(check_snapshots=False)) == []
 
 
 def test_an_atomic_batch_with_one_bad_item_writes_nothing_at_all(hundred_orders, audit):
     # given
     items = _thousand_items(hundred_orders)
-    items[737] = BulkItem(order=hundred_orders[73].pk, sku="P-3", delta=-1000)
+    items[737] = item(order=hundred_orders[73].pk, sku="P-3", delta=-1000)
     before = _counts()
 
     # when
     with pytest.raises(BatchRejected) as refused:
-        order_adjustments_bulk(items=items, atomic=True, audit=audit)
+        bulk(items, atomic=True, audit=audit)
 
     # then
     assert _counts() == before
@@ -335,13 +354,13 @@ def test_an_atomic_refusal_is_400_for_unknown_things_412_for_stale_versions_else
 ):
     # given
     order = make_order(lines={product.sku: 10})
-    good = BulkItem(order=order.pk, sku="SKU-1", delta=1)
+    good = item(order=order.pk, sku="SKU-1", delta=1)
     fields = {"order": order.pk, "sku": "SKU-1", "delta": 1, **bad}
     before = _counts()
 
     # when
     with pytest.raises(BatchRejected) as refused:
-        order_adjustments_bulk(items=[good, BulkItem(**fields)], atomic=True, audit=audit)
+        bulk([good, item(**fields)], atomic=True, audit=audit)
 
     # then
     assert refused.value.status == status
@@ -351,9 +370,7 @@ def test_an_atomic_refusal_is_400_for_unknown_things_412_for_stale_versions_else
 
 def test_an_atomic_batch_without_failures_applies_everything(hundred_orders, audit):
     # when
-    results = order_adjustments_bulk(
-        items=_thousand_items(hundred_orders), atomic=True, audit=audit
-    )
+    results = bulk(_thousand_items(hundred_orders), atomic=True, audit=audit)
 
     # then
     assert sum(r.status == APPLIED for r in results) == 1000
@@ -370,13 +387,13 @@ def test_an_item_with_both_or_neither_quantity_and_delta_refuses_the_call(
     before = _counts()
 
     # when / then
-    for item in (
-        BulkItem(order=order.pk, sku="SKU-1", quantity=1, delta=1),
-        BulkItem(order=order.pk, sku="SKU-1"),
+    for malformed in (
+        item(order=order.pk, sku="SKU-1", quantity=1, delta=1),
+        item(order=order.pk, sku="SKU-1"),
     ):
         with pytest.raises(DomainValidationError) as refused:
-            order_adjustments_bulk(
-                items=[BulkItem(order=order.pk, sku="SKU-1", delta=1), item],
+            bulk(
+                [item(order=order.pk, sku="SKU-1", delta=1), malformed],
                 atomic=False,
                 audit=audit,
             )
@@ -416,17 +433,17 @@ def test_tracked_items_reserve_and_release_like_single_changes_and_a_short_order
     b = make_order(lines={"TRK-1": 3})
     assert _stock() == (10, 5)
     items = [
-        BulkItem(order=a.pk, sku="TRK-1", delta=4),
-        BulkItem(order=b.pk, sku="TRK-1", delta=3),
-        BulkItem(order=a.pk, sku="TRK-1", delta=-1),
-        BulkItem(order=a.pk, sku=product.sku, delta=1),
-        BulkItem(order=b.pk, sku="TRK-1", delta=-3),
-        BulkItem(order=b.pk, sku="TRK-1", quantity=3),
-        BulkItem(order=b.pk, sku="TRK-1", quantity=6),
+        item(order=a.pk, sku="TRK-1", delta=4),
+        item(order=b.pk, sku="TRK-1", delta=3),
+        item(order=a.pk, sku="TRK-1", delta=-1),
+        item(order=a.pk, sku=product.sku, delta=1),
+        item(order=b.pk, sku="TRK-1", delta=-3),
+        item(order=b.pk, sku="TRK-1", quantity=3),
+        item(order=b.pk, sku="TRK-1", quantity=6),
     ]
 
     # when: A takes 3 net (2 left); B wants 3 net more, but only 2 are available
-    results = order_adjustments_bulk(items=items, atomic=False, audit=audit)
+    results = bulk(items, atomic=False, audit=audit)
 
     # then
     assert _outcome(results) == [
@@ -449,7 +466,7 @@ def test_tracked_items_reserve_and_release_like_single_changes_and_a_short_order
     assert (_reserved_by(a.pk), _reserved_by(b.pk)) == (5, 3)
     assert _quantities(a.pk) == {"TRK-1": 5, product.sku: 2}
     assert (_quantities(b.pk), _version(b.pk), _event_versions(b.pk)) == ({"TRK-1": 3}, 1, [1])
-    assert list(ledger_drift(check_snapshots=False)) == []
+    assert list(order_ledger_drift(check_snapshots=False)) == []
     assert list(stock_drift(check_totals=False)) == []
 
 
@@ -458,10 +475,10 @@ def test_tracked_items_release_stock_when_quantities_drop(stocked, make_order, a
     a = make_order(lines={"TRK-1": 6})
 
     # when
-    results = order_adjustments_bulk(
-        items=[
-            BulkItem(order=a.pk, sku="TRK-1", delta=-2),
-            BulkItem(order=a.pk, sku="TRK-1", quantity=1),
+    results = bulk(
+        [
+            item(order=a.pk, sku="TRK-1", delta=-2),
+            item(order=a.pk, sku="TRK-1", quantity=1),
         ],
         atomic=True,
         audit=audit,
@@ -484,11 +501,11 @@ def test_an_atomic_batch_refused_for_stock_writes_nothing_not_even_other_orders_
 
     # when: A's +1 could be reserved, B's +5 cannot
     with pytest.raises(BatchRejected) as refused:
-        order_adjustments_bulk(
-            items=[
-                BulkItem(order=b.pk, sku="TRK-1", delta=5),
-                BulkItem(order=a.pk, sku="TRK-1", delta=1),
-                BulkItem(order=b.pk, sku="TRK-1", delta=1),
+        bulk(
+            [
+                item(order=b.pk, sku="TRK-1", delta=5),
+                item(order=a.pk, sku="TRK-1", delta=1),
+                item(order=b.pk, sku="TRK-1", delta=1),
             ],
             atomic=True,
             audit=audit,
@@ -503,7 +520,7 @@ def test_an_atomic_batch_refused_for_stock_writes_nothing_not_even_other_orders_
     assert _counts() == before
 
 
-# --- queries, writers, cache -----------------------------------------------------------------
+# --- queries, cache ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("size", [1000, 10])
@@ -514,11 +531,12 @@ def test_query_count_does_not_grow_with_the_number_of_items(
     if size == 1000:
         items = _thousand_items(hundred_orders)
     else:
-        items = [BulkItem(order=o.pk, sku="P-1", quantity=7) for o in hundred_orders[:10]]
+        items = [item(order=o.pk, sku="P-1", quantity=7) for o in hundred_orders[:10]]
 
-    # when: products, lock the orders, their lines, one write (plus the savepoint pair)
-    with django_assert_num_queries(6) as queries:
-        results = order_adjustments_bulk(items=items, atomic=False, audit=audit)
+    # when: lock the orders, read their lines and the products, one write (plus the
+    # savepoint pair)
+    with django_assert_num_queries(5) as queries:
+        results = bulk(items, atomic=False, audit=audit)
 
     # then
     assert {r.status for r in results} == {APPLIED}
@@ -528,62 +546,33 @@ def test_query_count_does_not_grow_with_the_number_of_items(
     assert "ORDER BY id FOR UPDATE" in locks[0]
 
 
-def test_the_orm_writer_for_sqlite_writes_the_same_rows(make_order, product, monkeypatch, audit):
-    # given: the portable writer stands in for the PostgreSQL one
-    monkeypatch.setattr(writes, "_write_postgresql", writes._write_portable)
-    order = make_order(lines={product.sku: 10})
-    other = ProductFactory(sku="NEW-1")
-
-    # when
-    results = order_adjustments_bulk(
-        items=[
-            BulkItem(order=order.pk, sku="SKU-1", delta=5),
-            BulkItem(order=order.pk, sku="NEW-1", quantity=2),
-            BulkItem(order=order.pk, sku="SKU-1", quantity=1),
-        ],
-        atomic=False,
-        audit=audit,
-    )
-
-    # then
-    assert [r.version for r in results] == [2, 3, 4]
-    assert _quantities(order.pk) == {"SKU-1": 1, other.sku: 2}
-    assert _ledger(order.pk)[1:] == [
-        (2, "SKU-1", 10, 15, "order.quantity_adjusted"),
-        (3, "NEW-1", 0, 2, "order.quantity_adjusted"),
-        (4, "SKU-1", 15, 1, "order.quantity_adjusted"),
-    ]
-    assert _event_versions(order.pk) == [1, 2, 3, 4]
-    assert list(ledger_drift(check_snapshots=False)) == []
-
-
 def test_commit_leaves_a_cache_tombstone_at_each_orders_final_version(
     make_order, product, audit, django_capture_on_commit_callbacks
 ):
     # given: both orders are cached at version 1
     a, b = make_order(lines={product.sku: 1}), make_order(lines={product.sku: 1})
-    order_cache_put(a.pk, 1, b'{"v": 1}')
-    order_cache_put(b.pk, 1, b'{"v": 1}')
+    cache_fill("order", str(a.pk), 1, b'{"v": 1}')
+    cache_fill("order", str(b.pk), 1, b'{"v": 1}')
 
     # when
     with django_capture_on_commit_callbacks(execute=True):
-        order_adjustments_bulk(
-            items=[
-                BulkItem(order=a.pk, sku="SKU-1", delta=1),
-                BulkItem(order=a.pk, sku="SKU-1", delta=1),
-                BulkItem(order=b.pk, sku="SKU-1", delta=1),
+        bulk(
+            [
+                item(order=a.pk, sku="SKU-1", delta=1),
+                item(order=a.pk, sku="SKU-1", delta=1),
+                item(order=b.pk, sku="SKU-1", delta=1),
             ],
             atomic=False,
             audit=audit,
         )
 
     # then: a reader that loaded an older version cannot fill the cache again
-    assert order_cache_get(a.pk) == (None, None, "miss")
-    order_cache_put(a.pk, 2, b'{"v": 2}')
-    assert order_cache_get(a.pk) == (None, None, "miss")
-    order_cache_put(a.pk, 3, b'{"v": 3}')
-    assert order_cache_get(a.pk) == (b'{"v": 3}', 3, "hit")
-    assert order_cache_get(b.pk) == (None, None, "miss")
+    assert tuple(cache_read("order", str(a.pk))) == (None, None, "miss")
+    cache_fill("order", str(a.pk), 2, b'{"v": 2}')
+    assert tuple(cache_read("order", str(a.pk))) == (None, None, "miss")
+    cache_fill("order", str(a.pk), 3, b'{"v": 3}')
+    assert tuple(cache_read("order", str(a.pk))) == (b'{"v": 3}', 3, "hit")
+    assert tuple(cache_read("order", str(b.pk))) == (None, None, "miss")
 
 
 # --- concurrency ----------------------------------------------------------------------------
@@ -623,8 +612,8 @@ def test_bulk_batches_and_single_changes_on_the_same_orders_serialize(audit):
         def run():
             for _ in range(4):
                 ids = list(reversed(orders)) if reverse else orders
-                results = order_adjustments_bulk(
-                    items=[BulkItem(order=pk, sku="C-1", delta=1) for pk in ids for _ in range(3)],
+                results = bulk(
+                    [item(order=pk, sku="C-1", delta=1) for pk in ids for _ in range(3)],
                     atomic=True,
                     audit=audit,
                 )
@@ -648,7 +637,7 @@ def test_bulk_batches_and_single_changes_on_the_same_orders_serialize(audit):
         assert _version(pk) == 1 + bulk_changes + single_changes
         assert [row[0] for row in _ledger(pk)] == list(range(1, 2 + bulk_changes + single_changes))
         assert _event_versions(pk) == list(range(1, 2 + bulk_changes + single_changes))
-    assert list(ledger_drift(check_snapshots=False)) == []
+    assert list(order_ledger_drift(check_snapshots=False)) == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -668,8 +657,8 @@ def test_bulk_batches_with_tracked_stock_and_single_changes_do_not_deadlock(audi
         # Order by order, `first` would lock its product's stock before `second`'s.
         def run():
             for _ in range(10):
-                results = order_adjustments_bulk(
-                    items=[BulkItem(order=pk, sku=sku, delta=1) for pk, sku in (first, second)],
+                results = bulk(
+                    [item(order=pk, sku=sku, delta=1) for pk, sku in (first, second)],
                     atomic=False,
                     audit=audit,
                 )
@@ -699,5 +688,5 @@ def test_bulk_batches_with_tracked_stock_and_single_changes_do_not_deadlock(audi
     reserved = dict(StockLevel.objects.values_list("product__sku", "reserved"))
     assert reserved == {"T-1": 6 + 10 + 10 + 20, "T-2": 6 + 10 + 10 + 20}
     assert [_reserved_by(pk) for pk in orders] == [12, 12, 12, 12, 22, 22]
-    assert list(ledger_drift(check_snapshots=False)) == []
+    assert list(order_ledger_drift(check_snapshots=False)) == []
     assert list(stock_drift(check_totals=False)) == []

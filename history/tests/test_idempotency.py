@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from config.api.idempotency import _lock_id
+from history.idempotency import _lock_id
 from history.models import IdempotencyRecord, OrderLedgerEntry, OutboxEvent
 from inventory.models import Product
 from orders import apis as order_apis

@@ -2,7 +2,8 @@ import pytest
 from django.core.cache import cache
 from django.test import override_settings
 
-from orders import cache as order_cache
+from history import cache as aggregate_cache
+from history.cache import cache_fill, cache_read, cache_tombstones
 from orders.services import order_adjust
 from tests.proxy import TcpProxy
 
@@ -12,9 +13,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def clean_cache():
     cache.clear()
-    order_cache._broken_until = 0.0
+    aggregate_cache._broken_until = 0.0
     yield
-    order_cache._broken_until = 0.0
+    aggregate_cache._broken_until = 0.0
 
 
 def test_a_read_is_served_from_redis_after_the_first_miss(api, make_order, product):
@@ -29,7 +30,7 @@ def test_a_read_is_served_from_redis_after_the_first_miss(api, make_order, produ
     assert (first["X-Cache"], second["X-Cache"]) == ("miss", "hit")
     assert first.json() == second.json()
     assert second["ETag"] == '"1"'
-    assert order_cache.order_cache_get(order.pk)[1] == 1
+    assert cache_read("order", str(order.pk)).version == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -58,18 +59,18 @@ def test_a_read_after_a_write_sees_the_write(api, make_order, product, audit):
 def test_a_stale_reader_cannot_overwrite_a_newer_write(make_order, product):
     # given: a write of version 2 committed and left its tombstone
     order = make_order(lines={product.sku: 5})
-    order_cache.order_cache_invalidate(order.pk, 2)
+    cache_tombstones({("order", str(order.pk)): 2})
 
     # when: a slow reader that loaded version 1 before the write tries to fill the cache
-    order_cache.order_cache_put(order.pk, 1, b'{"version": 1}')
+    cache_fill("order", str(order.pk), 1, b'{"version": 1}')
 
     # then
-    assert order_cache.order_cache_get(order.pk) == (None, None, "miss")
-    order_cache.order_cache_put(order.pk, 2, b'{"version": 2}')
-    assert order_cache.order_cache_get(order.pk) == (b'{"version": 2}', 2, "hit")
-    order_cache.order_cache_put(order.pk, 1, b'{"version": 1}')
-    order_cache.order_cache_invalidate(order.pk, 2)
-    assert order_cache.order_cache_get(order.pk)[1] == 2
+    assert tuple(cache_read("order", str(order.pk))) == (None, None, "miss")
+    cache_fill("order", str(order.pk), 2, b'{"version": 2}')
+    assert tuple(cache_read("order", str(order.pk))) == (b'{"version": 2}', 2, "hit")
+    cache_fill("order", str(order.pk), 1, b'{"version": 1}')
+    cache_tombstones({("order", str(order.pk)): 2})
+    assert tuple(cache_read("order", str(order.pk)))[1] == 2
 
 
 def test_reads_fall_back_to_the_database_when_redis_is_down(api, make_order, product, settings):
@@ -103,14 +104,14 @@ def test_many_tombstones_in_one_round_trip_block_stale_readers(make_order, produ
     # given: two cached orders at version 1
     first, second = make_order(lines={product.sku: 1}), make_order(lines={product.sku: 2})
     for order in (first, second):
-        order_cache.order_cache_put(order.pk, 1, b'{"version": 1}')
+        cache_fill("order", str(order.pk), 1, b'{"version": 1}')
 
     # when: a bulk write leaves tombstones for versions 3 and 2
-    order_cache.order_cache_invalidate_many({first.pk: 3, second.pk: 2})
-    order_cache.order_cache_put(first.pk, 2, b'{"version": 2}')
+    cache_tombstones({("order", str(first.pk)): 3, ("order", str(second.pk)): 2})
+    cache_fill("order", str(first.pk), 2, b'{"version": 2}')
 
     # then
-    assert order_cache.order_cache_get(first.pk) == (None, None, "miss")
-    assert order_cache.order_cache_get(second.pk) == (None, None, "miss")
-    order_cache.order_cache_put(second.pk, 2, b'{"version": 2}')
-    assert order_cache.order_cache_get(second.pk)[1] == 2
+    assert tuple(cache_read("order", str(first.pk))) == (None, None, "miss")
+    assert tuple(cache_read("order", str(second.pk))) == (None, None, "miss")
+    cache_fill("order", str(second.pk), 2, b'{"version": 2}')
+    assert tuple(cache_read("order", str(second.pk)))[1] == 2
