@@ -31,8 +31,10 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# var/ holds the embedded PostgreSQL's data: stop the server first (if there is a venv to do it).
 clean:
-	rm -rf $(VENV) var db.sqlite3
+	-test ! -x $(BIN)/python || $(BIN)/python -m config.embedded_postgres stop
+	rm -rf $(VENV) var
 
 .PHONY: bench-relay
 # The outbox relay against the broker's raw confirmed-publish rate (bench/README.md).

@@ -1,10 +1,15 @@
 """Settings shared by every environment. Everything configurable is read here, from the
 environment or a `.env` file; with nothing set the project runs on the embedded default
-(SQLite, local-memory cache, a filesystem broker) and needs nothing but Python."""
+(an embedded PostgreSQL server under var/postgres, a local-memory cache, a filesystem broker)
+and needs nothing but Python."""
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from config import embedded_postgres
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -83,12 +88,7 @@ def database_settings(database: dict) -> dict:
     # request on a connection the database dropped fails once and the connection is replaced.
     database["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
     options = database.setdefault("OPTIONS", {})
-    if database["ENGINE"] == "django.db.backends.sqlite3":
-        # SQLite ignores SELECT ... FOR UPDATE; taking the write lock when a transaction
-        # begins is what serializes relays, projectors and stock writes on the embedded
-        # default.
-        options.update({"transaction_mode": "IMMEDIATE", "timeout": 20})
-    elif env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         # psycopg prepares a statement once a connection has run it 5 times, so PostgreSQL
         # stops parsing and planning the hot ones: ~30% less PostgreSQL CPU per order write
         # (make bench-profile). Turn off behind a pooler in transaction mode (PgBouncer
@@ -97,11 +97,30 @@ def database_settings(database: dict) -> dict:
     return database
 
 
-DATABASES = {
-    "default": database_settings(
-        env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
-    ),
-}
+def _default_database() -> dict:
+    """DATABASE_URL's database, which must be PostgreSQL; without it, the embedded server
+    (`python -m config.embedded_postgres start`, which `make run` does)."""
+    url = env("DATABASE_URL", default="")
+    if not url:
+        return embedded_postgres.database_settings()
+    scheme = urlsplit(url).scheme
+    postgres_schemes = {
+        name
+        for name, engine in environ.Env.DB_SCHEMES.items()
+        if engine.endswith("backends.postgresql")
+    }
+    if scheme not in postgres_schemes:
+        raise ImproperlyConfigured(
+            f"DATABASE_URL is {scheme + '://...' if scheme else 'not a URL'}, but ordertrack "
+            "runs on PostgreSQL only: use a postgres:// URL (e.g. "
+            "postgres://postgres@127.0.0.1:5432/ordertrack), or unset DATABASE_URL (in the "
+            "environment and in .env) to run on the embedded PostgreSQL under var/postgres, "
+            "which `make run` starts (or `python -m config.embedded_postgres start`)."
+        )
+    return env.db_url_config(url)
+
+
+DATABASES = {"default": database_settings(_default_database())}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="")

@@ -139,7 +139,7 @@ def test_production_settings_require_the_token():
         "SECRET_KEY": "production-test-" + "x" * 50,
         "ALLOWED_HOSTS": "testserver",
         "METRICS_TOKEN": "prod-token-0123456789",
-        "DATABASE_URL": "sqlite://:memory:",
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/ordertrack",
     }
     script = (
         "import django; django.setup()\n"
