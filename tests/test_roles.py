@@ -10,10 +10,9 @@ from inventory.models import Location, Product, Reservation, StockLevel, Transfe
 from inventory.services import location_create, reservation_create, stock_receive, transfer_create
 from orders.models import Customer, Order, OrderLine
 from tests.factories import ProductFactory, UserFactory
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
-
-PROBLEM = "application/problem+json"
 
 
 def _no_body(objects):
@@ -210,12 +209,6 @@ def call(client, method, path, body, objects):
     if body is None:
         return getattr(client, method)(url)
     return getattr(client, method)(url, body, format="json")
-
-
-def assert_problem(response, status: int, code: str) -> None:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    assert response.json()["code"] == code
 
 
 @pytest.mark.parametrize(("name", "method", "path", "body", "ok"), ALL)

@@ -3,27 +3,13 @@
 import pytest
 from rest_framework.test import APIClient
 
-from config.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, _pointer
+from config.api.problems import PROBLEM_CONTENT_TYPE, _pointer
 from config.errors import DomainValidationError, NotFound, VersionConflict
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 
 ORDERS = "/api/v1/orders/"
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM_CONTENT_TYPE
-    body = response.json()
-    assert {"type", "title", "status", "detail", "code"} <= set(body)
-    assert body["type"] == PROBLEM_TYPE_PREFIX + code
-    assert body["status"] == status
-    assert body["code"] == code
-    assert isinstance(body["title"], str)
-    assert body["title"]
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    return body
 
 
 def test_problem_content_type_constant():

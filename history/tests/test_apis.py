@@ -9,11 +9,11 @@ import pytest
 
 from history.models import OrderLedgerEntry
 from tests.factories import ProductFactory
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 
 ADJUSTMENTS = "/api/v1/adjustments/"
-PROBLEM = "application/problem+json"
 HISTORY_FIELDS = {
     "event_id",
     "order",
@@ -59,15 +59,6 @@ def csv_rows(response) -> list[dict[str, str]]:
     header = next(reader)
     assert header == CSV_HEADER
     return [dict(zip(header, row, strict=True)) for row in reader]
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert {"type", "title", "status", "detail", "code"} <= set(body)
-    assert (body["status"], body["code"]) == (status, code)
-    return body
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from inventory.models import Product
 from orders import apis as order_apis
 from orders import services
 from orders.models import Customer, Order, OrderLine
+from tests.problems import assert_problem
 
 ORDERS = "/api/v1/orders/"
 PROBLEM = "application/problem+json"
@@ -29,17 +30,6 @@ def send(client, method: str, url: str, body, key: str | None = None, **headers)
     if key is not None:
         headers["HTTP_IDEMPOTENCY_KEY"] = key
     return getattr(client, method)(url, body, format="json", **headers)
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    assert body["type"] == f"urn:ordertrack:problem:{code}"
-    assert body["title"]
-    assert body["detail"]
-    return body
 
 
 def _create(order):

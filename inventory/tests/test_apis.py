@@ -4,21 +4,11 @@ import pytest
 
 from inventory.models import Product
 from tests.factories import ProductFactory
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 
 PRODUCTS = "/api/v1/products/"
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert {"type", "title", "status", "detail", "code"} <= set(body)
-    assert (body["status"], body["code"]) == (status, code)
-    assert body["type"] == f"urn:ordertrack:problem:{code}"
-    return body
 
 
 def test_create_product_returns_201(api):

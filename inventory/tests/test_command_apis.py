@@ -22,10 +22,10 @@ from inventory.models import (
 )
 from inventory.services import location_create, stock_receive
 from tests.factories import ProductFactory
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 
-PROBLEM = "application/problem+json"
 LOCATIONS = "/api/v1/locations/"
 PRODUCTS = "/api/v1/products/"
 STOCK = "/api/v1/stock/"
@@ -118,18 +118,6 @@ def ledger_rows(after_id: int = 0) -> list[tuple]:
 
 def last_ledger_id() -> int:
     return StockLedgerEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
-
-
-def assert_problem(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert {"type", "title", "status", "detail", "code"} <= set(body)
-    assert body["status"] == status
-    assert body["type"] == f"urn:ordertrack:problem:{body['code']}"
-    if code is not None:
-        assert body["code"] == code
-    return body
 
 
 def assert_field_error(body: dict, attr: str, code: str | None = None) -> dict:

@@ -24,13 +24,13 @@ from inventory.services import (
     transfer_create,
 )
 from tests.factories import ProductFactory
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 
 STOCK = "/api/v1/stock/"
 HISTORY = "/api/v1/stock/history/"
 LOW = "/api/v1/stock/low/"
-PROBLEM = "application/problem+json"
 CSV_HEADER = [
     "event_id",
     "sku",
@@ -54,14 +54,6 @@ CSV_HEADER = [
     "correlation_id",
     "idempotency_key",
 ]
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    return body
 
 
 def field_errors(response) -> set[str]:

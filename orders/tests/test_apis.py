@@ -9,12 +9,12 @@ import pytest
 from history.models import IdempotencyRecord, OrderLedgerEntry, OutboxEvent
 from orders.models import Customer, Order, OrderLine
 from tests.factories import CustomerFactory, ProductFactory
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 
 ORDERS = "/api/v1/orders/"
 CUSTOMERS = "/api/v1/customers/"
-PROBLEM = "application/problem+json"
 
 
 def detail_url(order_id: int) -> str:
@@ -36,20 +36,6 @@ def counts() -> dict[str, int]:
 
 def lines_of(body: dict) -> dict[str, int]:
     return {line["sku"]: line["quantity"] for line in body["lines"]}
-
-
-def assert_problem(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert {"type", "title", "status", "detail", "code"} <= set(body)
-    assert body["status"] == status
-    assert body["type"] == f"urn:ordertrack:problem:{body['code']}"
-    assert body["title"]
-    assert body["detail"]
-    if code is not None:
-        assert body["code"] == code
-    return body
 
 
 def assert_field_error(body: dict, attr: str, code: str | None = None) -> dict:

@@ -12,11 +12,11 @@ from history.models import IdempotencyRecord, OrderLedgerEntry, OutboxEvent
 from orders.bulk_apis import AdjustmentsBulkApi, well_formed
 from orders.models import Order, OrderLine
 from tests.factories import ProductFactory
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 
 BULK = "/api/v1/adjustments/bulk/"
-PROBLEM = "application/problem+json"
 
 
 def counts() -> dict:
@@ -32,16 +32,6 @@ def counts() -> dict:
 def post(client, body, *, atomic: str | None = None, **headers):
     path = BULK if atomic is None else f"{BULK}?atomic={atomic}"
     return client.post(path, body, format="json", **headers)
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    assert body["type"] == f"urn:ordertrack:problem:{code}"
-    assert body["title"] and body["detail"]
-    return body
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from inventory.models import Reservation, StockLevel
 from inventory.services import location_create
 from orders.models import Order, OrderLine
 from tests.factories import ProductFactory
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 
@@ -40,16 +41,6 @@ def numbers(sku: str = "TRK-1", code: str = "WH-1") -> tuple[int, int, int, int]
     """(on_hand, reserved, available, backorder)"""
     level = StockLevel.objects.get(product__sku=sku, location__code=code)
     return level.on_hand, level.reserved, level.available, level.backorder
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    assert body["type"] == f"urn:ordertrack:problem:{code}"
-    assert body["title"] and body["detail"]
-    return body
 
 
 def post(api, path: str, body, **headers):
