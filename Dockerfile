@@ -11,8 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 1000 app
 WORKDIR /app
 
-# Copy only the project's own files, so a local .venv, db.sqlite3 or var/ never lands in
-# the image.
+# Copy only the project's own files, so a local .venv or var/ (the embedded database)
+# never lands in the image.
 COPY pyproject.toml README.md manage.py ./
 COPY config ./config
 COPY orders ./orders

@@ -63,6 +63,16 @@ class NotFound(DomainError):
     status = 404
     title = "Not found"
 
+    def __init__(self, what: str, key):
+        super().__init__(f"{what} {key} does not exist.")
+
+
+class UnknownSku(DomainValidationError):
+    def __init__(self, skus, *, field: str):
+        super().__init__(
+            f"Unknown sku: {', '.join(sorted(skus))}.", field=field, code=ErrorCode.UNKNOWN_SKU
+        )
+
 
 class VersionConflict(DomainError):
     """The caller's expected version is stale: someone else changed the aggregate first."""

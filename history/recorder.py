@@ -39,36 +39,36 @@ class StateWrite:
 
 _AUDIT = "%s, %s, %s, %s, %s, %s"  # actor, source, reason, occurred_at, correlation, key
 
-_RECORD = f"""\
-order_ledger AS (
-    INSERT INTO {OrderLedgerEntry._meta.db_table} (event_id, order_id, product_id, sku,
-        version, event_type, delta, quantity_before, quantity_after,
-        actor, source, reason, occurred_at, correlation_id, idempotency_key)
-    SELECT r.e, r.o, r.p, r.s, r.v, r.t, r.a - r.b, r.b, r.a, {_AUDIT}
-    FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (e uuid, o bigint, p bigint, s text,
-        v integer, t text, b integer, a integer)) WITH ORDINALITY AS r(e, o, p, s, v, t, b, a, n)
-    ORDER BY r.n
-), stock_ledger AS (
-    INSERT INTO {StockLedgerEntry._meta.db_table} (event_id, product_id, sku, location_id,
-        location_code, movement, version, delta_on_hand, delta_reserved, delta_in_transit,
-        delta_backorder, on_hand_after, reserved_after, in_transit_after, backorder_after,
-        reference_type, reference_id,
-        actor, source, reason, occurred_at, correlation_id, idempotency_key)
-    SELECT r.e, r.p, r.s, r.l, r.lc, r.m, r.v, r.dh, r.dr, r.dt, r.db, r.h, r.r, r.t, r.b,
-        r.rt, r.ri, {_AUDIT}
-    FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (e uuid, p bigint, s text, l bigint,
-        lc text, m text, v integer, dh bigint, dr bigint, dt bigint, db bigint, h bigint,
-        r bigint, t bigint, b bigint, rt text, ri text))
-        WITH ORDINALITY AS r(e, p, s, l, lc, m, v, dh, dr, dt, db, h, r, t, b, rt, ri, n)
-    ORDER BY r.n
-)
+_ORDER_LEDGER = f"""\
+INSERT INTO {OrderLedgerEntry._meta.db_table} (event_id, order_id, product_id, sku, version,
+    event_type, delta, quantity_before, quantity_after,
+    actor, source, reason, occurred_at, correlation_id, idempotency_key)
+SELECT r.e, r.o, r.p, r.s, r.v, r.t, r.a - r.b, r.b, r.a, {_AUDIT}
+FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (e uuid, o bigint, p bigint, s text,
+    v integer, t text, b integer, a integer)) WITH ORDINALITY AS r(e, o, p, s, v, t, b, a, n)
+ORDER BY r.n"""
+
+_STOCK_LEDGER = f"""\
+INSERT INTO {StockLedgerEntry._meta.db_table} (event_id, product_id, sku, location_id,
+    location_code, movement, version, delta_on_hand, delta_reserved, delta_in_transit,
+    delta_backorder, on_hand_after, reserved_after, in_transit_after, backorder_after,
+    reference_type, reference_id,
+    actor, source, reason, occurred_at, correlation_id, idempotency_key)
+SELECT r.e, r.p, r.s, r.l, r.lc, r.m, r.v, r.dh, r.dr, r.dt, r.db, r.h, r.r, r.t, r.b,
+    r.rt, r.ri, {_AUDIT}
+FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (e uuid, p bigint, s text, l bigint,
+    lc text, m text, v integer, dh bigint, dr bigint, dt bigint, db bigint, h bigint,
+    r bigint, t bigint, b bigint, rt text, ri text))
+    WITH ORDINALITY AS r(e, p, s, l, lc, m, v, dh, dr, dt, db, h, r, t, b, rt, ri, n)
+ORDER BY r.n"""
+
+_OUTBOX = f"""\
 INSERT INTO {OutboxEvent._meta.db_table} (event_id, aggregate_type, aggregate_id,
     aggregate_version, event_type, payload, created_at, attempts, last_error)
 SELECT r.e, r.at, r.a, r.v, r.t, r.p, %s, 0, ''
 FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (e uuid, at text, a text, v integer, t text,
     p jsonb)) WITH ORDINALITY AS r(e, at, a, v, t, p, n)
-ORDER BY r.n
-"""
+ORDER BY r.n"""
 
 
 def changes_record(
@@ -135,18 +135,20 @@ def changes_record(
         audit.correlation_id,
         audit.idempotency_key,
     ]
-    writes = "".join(f"state_{n} AS ({write.sql}), " for n, write in enumerate(state))
-    params = [param for write in state for param in write.params]
-    params += [
-        *audit_params,
-        orjson.dumps(order_rows).decode(),
-        *audit_params,
-        orjson.dumps(stock_rows).decode(),
-        now,
-        orjson.dumps(outbox_rows).decode(),
-    ]
+    # Each part runs only when it has rows, so a command touches only the tables it writes;
+    # the statement texts stay few (prepared once per connection).
+    parts = [(write.sql, list(write.params)) for write in state]
+    if order_rows:
+        parts.append((_ORDER_LEDGER, [*audit_params, orjson.dumps(order_rows).decode()]))
+    if stock_rows:
+        parts.append((_STOCK_LEDGER, [*audit_params, orjson.dumps(stock_rows).decode()]))
+    if outbox_rows:
+        parts.append((_OUTBOX, [now, orjson.dumps(outbox_rows).decode()]))
+    *first, (last, _) = parts
+    sql = "".join(f"part_{n} AS ({part}), " for n, (part, _) in enumerate(first))
+    sql = (f"WITH {sql[:-2]} " if first else "") + last
     with connection.cursor() as cursor:
-        cursor.execute(f"WITH {writes}{_RECORD}", params)
+        cursor.execute(sql, [param for _, params in parts for param in params])
     _after_commit(events, audit, order_rows=len(order_rows), stock_rows=len(stock_rows))
 
 

@@ -35,7 +35,7 @@ def product_list() -> QuerySet[Product]:
 def product_get(*, sku: str) -> Product:
     product = Product.objects.filter(sku=sku).first()
     if product is None:
-        raise NotFound(f"Product {sku} does not exist.")
+        raise NotFound("Product", sku)
     return product
 
 
@@ -49,7 +49,7 @@ def location_list() -> QuerySet[Location]:
 def location_get(*, code: str) -> Location:
     location = Location.objects.filter(code=code).first()
     if location is None:
-        raise NotFound(f"Location {code} does not exist.")
+        raise NotFound("Location", code)
     return location
 
 
@@ -62,7 +62,7 @@ def transfer_list() -> QuerySet[Transfer]:
 def transfer_get(*, transfer_id: int) -> Transfer:
     transfer = transfer_list().filter(pk=transfer_id).first()
     if transfer is None:
-        raise NotFound(f"Transfer {transfer_id} does not exist.")
+        raise NotFound("Transfer", transfer_id)
     return transfer
 
 
@@ -80,7 +80,7 @@ def reservation_list() -> QuerySet[Reservation]:
 def reservation_get(*, reservation_id: int) -> Reservation:
     reservation = reservation_list().filter(pk=reservation_id).first()
     if reservation is None:
-        raise NotFound(f"Reservation {reservation_id} does not exist.")
+        raise NotFound("Reservation", reservation_id)
     return reservation
 
 
@@ -252,7 +252,7 @@ def sku_demand_get(*, sku: str, days: int = 30) -> SkuDemandDetail:
     demand = SkuDemand.objects.filter(sku=sku).first()
     if demand is None:
         if not Product.objects.filter(sku=sku).exists():
-            raise NotFound(f"Product {sku} does not exist.")
+            raise NotFound("Product", sku)
         demand = SkuDemand(sku=sku)
     since = timezone.now().date() - timedelta(days=days - 1)
     daily = list(SkuDailyAdjustments.objects.filter(sku=sku, day__gte=since).order_by("day"))

@@ -23,6 +23,7 @@ from config.errors import (
     ReservationBelongsToOrder,
     ReservationNotActive,
     TransferNotInTransit,
+    UnknownSku,
 )
 from history.audit import Audit
 from history.events import Event, StockChange, stock_event_data
@@ -224,7 +225,7 @@ def _transfer_finish(transfer_id: int, audit: Audit, *, received: bool) -> Trans
             .first()
         )
         if transfer is None:
-            raise NotFound(f"Transfer {transfer_id} does not exist.")
+            raise NotFound("Transfer", transfer_id)
         if transfer.status != TransferStatus.IN_TRANSIT:
             raise TransferNotInTransit(f"Transfer {transfer_id} is already {transfer.status}.")
         levels = _lock_levels(transfer.product, [transfer.from_location, transfer.to_location])
@@ -605,7 +606,7 @@ def _check_positive(quantity: int, name: str) -> None:
 def _product(sku: str) -> Product:
     product = Product.objects.filter(sku=sku).first()
     if product is None:
-        raise DomainValidationError(f"Unknown sku: {sku}.", field="sku", code=ErrorCode.UNKNOWN_SKU)
+        raise UnknownSku([sku], field="sku")
     return product
 
 
@@ -666,7 +667,7 @@ def _lock_active_reservation(reservation_id: int) -> Reservation:
         .first()
     )
     if reservation is None:
-        raise NotFound(f"Reservation {reservation_id} does not exist.")
+        raise NotFound("Reservation", reservation_id)
     if reservation.status != ReservationStatus.ACTIVE:
         raise ReservationNotActive(f"Reservation {reservation_id} is already {reservation.status}.")
     if reservation.order_id is not None:

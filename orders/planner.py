@@ -38,6 +38,7 @@ from config.errors import (
     NotFound,
     OrderNotEditable,
     QuantityOutOfRange,
+    UnknownSku,
     VersionConflict,
 )
 from config.sql import fetch_all
@@ -140,20 +141,19 @@ class _Applied:
 # them. Every statement has one text whatever the batch size (arrays as single parameters).
 _LOCK_ORDERS = (
     f"SELECT id, version, status, reference, customer_id FROM {Order._meta.db_table} "
-    "WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+    "WHERE id {ids} ORDER BY id FOR UPDATE"
 )
-# The named products with their lines on the changed orders, then every line of the orders
-# being closed, in line order.
-_READ_LINES = f"""\
+# The named products, with their lines on the orders being changed; every line (with its
+# product) of the orders being closed. A batch with both kinds runs the two as one UNION ALL.
+_NAMED_LINES = f"""\
 SELECT p.sku, p.id, p.track_inventory, l.order_id, l.id, l.quantity
 FROM {Product._meta.db_table} AS p
-LEFT JOIN {OrderLine._meta.db_table} AS l ON l.product_id = p.id AND l.order_id = ANY(%s)
-WHERE p.sku = ANY(%s)
-UNION ALL
+LEFT JOIN {OrderLine._meta.db_table} AS l ON l.product_id = p.id AND l.order_id {{ids}}
+WHERE p.sku = ANY(%s)"""
+_ALL_LINES = f"""\
 SELECT p.sku, p.id, p.track_inventory, l.order_id, l.id, l.quantity
 FROM {OrderLine._meta.db_table} AS l JOIN {Product._meta.db_table} AS p ON p.id = l.product_id
-WHERE l.order_id = ANY(%s)
-ORDER BY 5"""
+WHERE l.order_id {{ids}}"""
 _WRITE_ORDERS = (
     f"UPDATE {Order._meta.db_table} AS o SET version = v.version, status = v.status, "
     "updated_at = %s FROM unnest(%s::bigint[], %s::integer[], %s::text[]) AS v(id, version, "
@@ -167,6 +167,14 @@ _ADD_LINES = (
     f"INSERT INTO {OrderLine._meta.db_table} (order_id, product_id, quantity) "
     "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::integer[])"
 )
+
+
+def _one_or_any(ids: list[int]) -> tuple[str, object]:
+    """The condition on order ids and its parameter: `= %s` for one order, `= ANY(%s)` for
+    a batch. PostgreSQL plans a prepared `= ANY(array)` statement for ten values, finds
+    that dearer than planning it afresh for the one at hand, and so plans it again at every
+    run: 45 us more per single command than `= %s` (measured on the lines read)."""
+    return ("= %s", ids[0]) if len(ids) == 1 else ("= ANY(%s)", ids)
 
 
 def check_shape(commands: Sequence[OrderCommand]) -> None:
@@ -187,7 +195,8 @@ def order_commands_plan(commands: Sequence[OrderCommand]) -> "Plan":
     work out every command. Runs inside the caller's transaction."""
     check_shape(commands)
     order_ids = sorted({command.order_id for command in commands})
-    orders = {row[0]: _Order(*row) for row in fetch_all(_LOCK_ORDERS, [order_ids])}
+    ids, param = _one_or_any(order_ids)
+    orders = {row[0]: _Order(*row) for row in fetch_all(_LOCK_ORDERS.format(ids=ids), [param])}
     plan = Plan(orders=orders, products=_read_lines(commands, orders))
     for command in commands:
         plan.outcomes.append(plan._work_out(command))
@@ -204,7 +213,15 @@ def _read_lines(commands, orders: dict[int, _Order]) -> dict[str, tuple[int, boo
     if not skus and not closing:
         return {}
     products: dict[str, tuple[int, bool]] = {}
-    rows = fetch_all(_READ_LINES, [sorted(changing), sorted(skus), sorted(closing)])
+    queries = []
+    if skus:
+        ids, param = _one_or_any(sorted(changing))
+        queries.append((_NAMED_LINES.format(ids=ids), [param, sorted(skus)]))
+    if closing:
+        ids, param = _one_or_any(sorted(closing))
+        queries.append((_ALL_LINES.format(ids=ids), [param]))
+    sql = " UNION ALL ".join(f"({query})" for query, _ in queries) + " ORDER BY 5"
+    rows = fetch_all(sql, [param for _, params in queries for param in params])
     for sku, product_id, tracked, order_id, line_id, quantity in rows:
         products[sku] = (product_id, tracked)
         if line_id is not None:
@@ -218,6 +235,7 @@ class Plan:
     products: dict[str, tuple[int, bool]]  # sku -> (product id, tracked)
     outcomes: list[Outcome] = field(default_factory=list)
     applied: list[_Applied] = field(default_factory=list)
+    now: datetime = field(default_factory=timezone.now)  # the commands' time
 
     def __post_init__(self) -> None:
         self._by_id = {pid: (sku, tracked) for sku, (pid, tracked) in self.products.items()}
@@ -233,9 +251,8 @@ class Plan:
         plan = cls(orders={}, products=_products(quantities))
         state = _Order(0, 1, OrderStatus.OPEN, reference, customer_id, new=True)
         changes = plan._changes(state, command)
-        now = timezone.now()
         order = Order.objects.create(
-            customer_id=customer_id, reference=reference, created_at=now, updated_at=now
+            customer_id=customer_id, reference=reference, created_at=plan.now, updated_at=plan.now
         )
         state.id = order.pk
         plan.orders[order.pk] = state
@@ -273,7 +290,7 @@ class Plan:
     def _editable(self, command: OrderCommand) -> _Order:
         order = self.orders.get(command.order_id)
         if order is None:
-            raise NotFound(f"Order {command.order_id} does not exist.")
+            raise NotFound("Order", command.order_id)
         if command.expected_version is not None and command.expected_version != order.version:
             raise VersionConflict(expected=command.expected_version, current=order.version)
         if order.status != OrderStatus.OPEN:
@@ -285,9 +302,7 @@ class Plan:
         sku or a quantity out of range."""
         unknown = sorted(line.sku for line in command.lines if line.sku not in self.products)
         if unknown:
-            raise DomainValidationError(
-                f"Unknown sku: {', '.join(unknown)}.", field="lines", code=ErrorCode.UNKNOWN_SKU
-            )
+            raise UnknownSku(unknown, field="lines")
         changes = []
         for request in command.lines:
             product_id = self.products[request.sku][0]
@@ -369,7 +384,7 @@ class Plan:
         in one statement."""
         if not self.applied:
             return
-        now = timezone.now()
+        now = self.now
         recorded = [self.orders[o] for o in sorted({a.order_id for a in self.applied})]
         updated = [order for order in recorded if not order.new]
         changed_lines, added_lines = {}, {}
@@ -379,26 +394,20 @@ class Plan:
                     added_lines[(order.id, product_id)] = line.quantity
                 elif line.changed:
                     changed_lines[line.line_id] = line.quantity
-        state = [
-            StateWrite(
-                _WRITE_ORDERS,
-                [
-                    now,
-                    [order.id for order in updated],
-                    [order.version for order in updated],
-                    [order.status for order in updated],
-                ],
-            ),
-            StateWrite(_WRITE_LINES, [list(changed_lines), list(changed_lines.values())]),
-            StateWrite(
-                _ADD_LINES,
-                [
-                    [o for o, _ in added_lines],
-                    [p for _, p in added_lines],
-                    list(added_lines.values()),
-                ],
-            ),
-        ]
+        state = []
+        if updated:
+            versions = [order.version for order in updated]
+            statuses = [order.status for order in updated]
+            state.append(
+                StateWrite(_WRITE_ORDERS, [now, [o.id for o in updated], versions, statuses])
+            )
+        if changed_lines:
+            state.append(
+                StateWrite(_WRITE_LINES, [list(changed_lines), list(changed_lines.values())])
+            )
+        if added_lines:
+            orders, products = [o for o, _ in added_lines], [p for _, p in added_lines]
+            state.append(StateWrite(_ADD_LINES, [orders, products, list(added_lines.values())]))
         events = [self._event(applied, audit, now) for applied in self.applied]
         changes_record(events=events, audit=audit, now=now, state=state)
 

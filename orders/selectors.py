@@ -21,7 +21,7 @@ def order_list() -> QuerySet[Order]:
 def order_get(*, order_id: int) -> Order:
     order = order_list().filter(pk=order_id).first()
     if order is None:
-        raise NotFound(f"Order {order_id} does not exist.")
+        raise NotFound("Order", order_id)
     return order
 
 
@@ -39,7 +39,7 @@ def order_representation(*, order_id: int) -> dict:
         [order_id],
     )
     if not rows:
-        raise NotFound(f"Order {order_id} does not exist.")
+        raise NotFound("Order", order_id)
     customer_id, reference, status, version, created_at, updated_at = rows[0][:6]
     return {
         "id": order_id,
@@ -57,7 +57,7 @@ def order_exists(*, order_id: int) -> None:
     """Raise NotFound unless the order exists (one index probe, nothing loaded; plain SQL
     for the reason order_representation gives)."""
     if not fetch_all(f"SELECT 1 FROM {Order._meta.db_table} WHERE id = %s", [order_id]):
-        raise NotFound(f"Order {order_id} does not exist.")
+        raise NotFound("Order", order_id)
 
 
 def customer_list() -> QuerySet[Customer]:

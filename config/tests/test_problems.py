@@ -203,7 +203,9 @@ def test_pointer_format(attr, pointer):
 
 def test_domain_errors_carry_their_status_and_code():
     # then
-    assert (NotFound("x").status, str(NotFound("x").code)) == (404, "not_found")
+    missing = NotFound("Order", 7)
+    assert (missing.status, str(missing.code)) == (404, "not_found")
+    assert missing.detail == "Order 7 does not exist."
     conflict = VersionConflict(expected=1, current=3)
     assert (conflict.status, conflict.extra) == (412, {"current_version": 3, "expected_version": 1})
     invalid = DomainValidationError("bad", field="lines")

@@ -1,6 +1,7 @@
 import pytest
 from django.core.cache import cache
 from django.test import override_settings
+from django_redis import get_redis_connection
 
 from history import cache as aggregate_cache
 from history.cache import cache_fill, cache_read, cache_tombstones
@@ -115,3 +116,24 @@ def test_many_tombstones_in_one_round_trip_block_stale_readers(make_order, produ
     assert tuple(cache_read("order", str(second.pk))) == (None, None, "miss")
     cache_fill("order", str(second.pk), 2, b'{"version": 2}')
     assert tuple(cache_read("order", str(second.pk)))[1] == 2
+
+
+def test_without_redis_the_cache_is_off_and_reads_come_from_the_database(
+    api, make_order, product, settings, django_assert_num_queries
+):
+    # given: no REDIS_URL, as in the embedded default
+    settings.REDIS_URL = ""
+    order = make_order(lines={product.sku: 5})
+    key = aggregate_cache._key("order", str(order.pk))
+    api.get(f"/api/v1/orders/{order.pk}/")
+
+    # when: every read costs its query, and nothing reaches Redis
+    with django_assert_num_queries(1):
+        first = api.get(f"/api/v1/orders/{order.pk}/")
+    second = api.get(f"/api/v1/orders/{order.pk}/")
+
+    # then
+    assert (first["X-Cache"], second["X-Cache"]) == ("off", "off")
+    assert second.json()["lines"] == [{"sku": product.sku, "quantity": 5}]
+    assert not get_redis_connection("default").exists(key)
+    assert cache_read("order", str(order.pk)).status == "off"

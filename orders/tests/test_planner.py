@@ -9,6 +9,7 @@ from config.errors import (
     NotFound,
     OrderNotEditable,
     QuantityOutOfRange,
+    UnknownSku,
     VersionConflict,
 )
 from history.models import OrderLedgerEntry, OutboxEvent
@@ -72,13 +73,7 @@ def test_each_rule_is_checked_in_a_fixed_order_and_the_first_failure_is_reported
 
     # then
     errors = [type(outcome.error) for outcome in plan.outcomes]
-    assert errors == [
-        NotFound,
-        VersionConflict,
-        OrderNotEditable,
-        DomainValidationError,
-        QuantityOutOfRange,
-    ]
+    assert errors == [NotFound, VersionConflict, OrderNotEditable, UnknownSku, QuantityOutOfRange]
     assert plan.outcomes[3].error.detail == "Unknown sku: NOPE."
     assert plan.outcomes[4].error.detail == (
         "SKU-1 cannot be set to 100000001; a quantity must stay between 0 and 100000000."
