@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             SimpleNamespace(amqp_url="amqp://guest:guest@127.0.0.1:5672//"), seed.database_url()
         )
     )
+    # One backend is measured: it must live through the whole run (a bulk run outlasts the
+    # default CONN_MAX_AGE of 60 s, and its connection was replaced mid-run).
+    os.environ["CONN_MAX_AGE"] = "86400"
     import django
 
     django.setup()

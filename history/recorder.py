@@ -6,7 +6,7 @@ were locked. One call is one SQL statement, whatever the number of rows: the cal
 state changes (`StateWrite`: the new order versions and lines, the new stock quantities)
 run as data-modifying parts of the same statement as the ledger and outbox inserts, and
 each table's rows travel as one JSON document (jsonb_to_recordset), so the statement text
-does not depend on the number of rows and a command costs one round trip.
+depends only on which tables a command writes, and a command costs one round trip.
 
 On commit: the relay is kicked, cached aggregates are replaced by tombstones of their new
 version, and the ledger rows are counted.

@@ -1,7 +1,7 @@
 """Settings shared by every environment. Everything configurable is read here, from the
 environment or a `.env` file; with nothing set the project runs on the embedded default
-(an embedded PostgreSQL server under var/postgres, a local-memory cache, a filesystem broker)
-and needs nothing but Python."""
+(an embedded PostgreSQL server under var/postgres, no Redis: the order cache is off, a
+filesystem broker) and needs nothing but Python."""
 
 from pathlib import Path
 from urllib.parse import urlsplit
