@@ -124,7 +124,7 @@ class AdjustmentsBulkApi(IdempotentMixin, APIView):
         commands = [
             OrderCommand(
                 item["order"],
-                [LineRequest(item["sku"], item.get("quantity"), item.get("delta"))],
+                (LineRequest(item["sku"], item.get("quantity"), item.get("delta")),),
                 item.get("expected_version"),
             )
             for item in data["items"]

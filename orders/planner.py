@@ -56,7 +56,7 @@ from inventory.services import (
 from orders.models import MAX_LINE_QUANTITY, Order, OrderLine, OrderStatus
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LineRequest:
     """Set one sku's line to `quantity`, or change it by `delta`: exactly one of the two.
     A sku not on the order yet starts from 0 (a new line)."""
@@ -66,7 +66,7 @@ class LineRequest:
     delta: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OrderCommand:
     """One command on one order: change `lines` (distinct skus), or `close` the order as
     cancelled or fulfilled. `expected_version` is the order's version the caller saw."""
@@ -86,16 +86,22 @@ class OutcomeStatus(StrEnum):
 @dataclass(slots=True)
 class Outcome:
     """What became of one command. `lines` are its requested lines, before and after;
-    `version` is the version it produced (applied) or found (unchanged)."""
+    `version` is the version it produced (applied) or found (unchanged). An applied command
+    becomes an event of `event_type` recording `changes`, after which the order is
+    `order_status`."""
 
     command: OrderCommand
     status: OutcomeStatus
     version: int | None = None
-    lines: list[LineChange] = field(default_factory=list)
+    lines: Sequence[LineChange] = ()
     error: DomainError | None = None
+    event_type: str = ""
+    changes: Sequence[LineChange] = ()
+    order_status: str = ""
 
     def refuse(self, error: DomainError) -> None:
-        self.status, self.error, self.version, self.lines = OutcomeStatus.REFUSED, error, None, []
+        self.status, self.error, self.version = OutcomeStatus.REFUSED, error, None
+        self.lines = self.changes = ()
 
 
 @dataclass(slots=True)
@@ -124,17 +130,6 @@ class _Line:
     line_id: int | None  # None: a line this batch adds
     quantity: int
     changed: bool = False
-
-
-@dataclass(slots=True)
-class _Applied:
-    """An applied command, waiting to be recorded."""
-
-    order_id: int
-    version: int
-    status: str
-    event_type: str
-    changes: list[LineChange]
 
 
 # Plain SQL: with the ORM, building and converting these statements cost more than running
@@ -223,7 +218,8 @@ def _read_lines(commands, orders: dict[int, _Order]) -> dict[str, tuple[int, boo
     sql = " UNION ALL ".join(f"({query})" for query, _ in queries) + " ORDER BY 5"
     rows = fetch_all(sql, [param for _, params in queries for param in params])
     for sku, product_id, tracked, order_id, line_id, quantity in rows:
-        products[sku] = (product_id, tracked)
+        if sku not in products:
+            products[sku] = (product_id, tracked)
         if line_id is not None:
             orders[order_id].lines[product_id] = _Line(line_id, quantity)
     return products
@@ -234,7 +230,7 @@ class Plan:
     orders: dict[int, _Order]
     products: dict[str, tuple[int, bool]]  # sku -> (product id, tracked)
     outcomes: list[Outcome] = field(default_factory=list)
-    applied: list[_Applied] = field(default_factory=list)
+    applied: list[Outcome] = field(default_factory=list)  # in order, waiting to be recorded
     now: datetime = field(default_factory=timezone.now)  # the commands' time
 
     def __post_init__(self) -> None:
@@ -247,15 +243,16 @@ class Plan:
         """Check the lines of a new order like any other command (raising the refusal),
         insert its row at version 1, and plan its `order.created` event: every line from
         0. Runs inside the caller's transaction."""
-        command = OrderCommand(0, [LineRequest(sku, quantity=q) for sku, q in quantities.items()])
+        lines = [LineRequest(sku, quantity=quantity) for sku, quantity in quantities.items()]
         plan = cls(orders={}, products=_products(quantities))
         state = _Order(0, 1, OrderStatus.OPEN, reference, customer_id, new=True)
-        changes = plan._changes(state, command)
+        changes = plan._changes(state, OrderCommand(0, lines))
         order = Order.objects.create(
             customer_id=customer_id, reference=reference, created_at=plan.now, updated_at=plan.now
         )
         state.id = order.pk
         plan.orders[order.pk] = state
+        command = OrderCommand(order.pk, lines)
         plan.outcomes.append(Outcome(command, OutcomeStatus.APPLIED, lines=changes))
         plan._apply(state, plan.outcomes[0], OrderEventType.CREATED, changes)
         return plan, order
@@ -300,12 +297,14 @@ class Plan:
     def _changes(self, order: _Order, command: OrderCommand) -> list[LineChange]:
         """Each requested line before and after; refuses the whole command on an unknown
         sku or a quantity out of range."""
-        unknown = sorted(line.sku for line in command.lines if line.sku not in self.products)
-        if unknown:
-            raise UnknownSku(unknown, field="lines")
+        products = self.products
+        for request in command.lines:
+            if request.sku not in products:
+                unknown = [line.sku for line in command.lines if line.sku not in products]
+                raise UnknownSku(unknown, field="lines")
         changes = []
         for request in command.lines:
-            product_id = self.products[request.sku][0]
+            product_id = products[request.sku][0]
             line = order.lines.get(product_id)
             before = line.quantity if line else 0
             after = request.quantity if request.delta is None else before + request.delta
@@ -319,10 +318,9 @@ class Plan:
         for change in changes:
             line = order.lines.setdefault(change.product_id, _Line(None, 0))
             line.quantity, line.changed = change.after, True
-        outcome.version = order.version
-        self.applied.append(
-            _Applied(order.id, order.version, order.status, event_type, list(changes))
-        )
+        outcome.version, outcome.order_status = order.version, order.status
+        outcome.event_type, outcome.changes = event_type, changes
+        self.applied.append(outcome)
 
     def reserve_stock(self, *, audit: Audit, atomic: bool) -> None:
         """Reserve or release the net change of each order's tracked lines, release the
@@ -333,12 +331,13 @@ class Plan:
         deltas: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         closing: dict[int, str] = {}
         for applied in self.applied:
-            if applied.status != OrderStatus.OPEN:
-                closing[applied.order_id] = applied.status
+            order_id = applied.command.order_id
+            if applied.order_status != OrderStatus.OPEN:
+                closing[order_id] = applied.order_status
                 continue
             for change in applied.changes:
                 if self._by_id[change.product_id][1]:
-                    deltas[applied.order_id][change.product_id] += change.delta
+                    deltas[order_id][change.product_id] += change.delta
         deltas = {
             order_id: nonzero
             for order_id, by_product in deltas.items()
@@ -376,7 +375,7 @@ class Plan:
         for outcome in self.outcomes:
             if outcome.command.order_id == order_id and outcome.status != OutcomeStatus.REFUSED:
                 outcome.refuse(error)
-        self.applied = [applied for applied in self.applied if applied.order_id != order_id]
+        self.applied = [o for o in self.applied if o.status == OutcomeStatus.APPLIED]
 
     def record(self, *, audit: Audit) -> None:
         """Write the applied commands: the orders' new versions and statuses, the new and
@@ -385,7 +384,7 @@ class Plan:
         if not self.applied:
             return
         now = self.now
-        recorded = [self.orders[o] for o in sorted({a.order_id for a in self.applied})]
+        recorded = [self.orders[o] for o in sorted({a.command.order_id for a in self.applied})]
         updated = [order for order in recorded if not order.new]
         changed_lines, added_lines = {}, {}
         for order in recorded:
@@ -411,8 +410,8 @@ class Plan:
         events = [self._event(applied, audit, now) for applied in self.applied]
         changes_record(events=events, audit=audit, now=now, state=state)
 
-    def _event(self, applied: _Applied, audit: Audit, now: datetime) -> Event:
-        order = self.orders[applied.order_id]
+    def _event(self, applied: Outcome, audit: Audit, now: datetime) -> Event:
+        order = self.orders[applied.command.order_id]
         return Event(
             aggregate_type="order",
             aggregate_id=str(order.id),
@@ -422,7 +421,7 @@ class Plan:
             payload=order_event_data(
                 order_id=order.id,
                 version=applied.version,
-                status=applied.status,
+                status=applied.order_status,
                 reference=order.reference,
                 customer_id=order.customer_id,
                 changes=applied.changes,
