@@ -8,7 +8,7 @@ from celery.utils.log import get_task_logger
 from django.conf import settings
 
 from history.projector import projections_run
-from history.relay import outbox_relay
+from history.relay import RELAY_TASK, outbox_relay
 from history.services import idempotency_records_purge, outbox_published_purge
 
 logger = get_task_logger(__name__)
@@ -22,7 +22,7 @@ def purge_idempotency_keys() -> int:
     return deleted
 
 
-@shared_task(ignore_result=True)
+@shared_task(name=RELAY_TASK, ignore_result=True)
 def relay_outbox() -> dict:
     """Beat runs this every RELAY_INTERVAL_SECONDS and each commit kicks it; it drains the
     outbox, and several copies can run at once (rows are claimed with SKIP LOCKED)."""

@@ -284,3 +284,27 @@ def test_a_commit_kicks_the_relay_so_the_event_goes_out_at_once(audit, collector
         assert [e["subject"] for e in collector.collect(expected=1)] == [str(order.pk)]
     finally:
         app.conf.task_always_eager = False
+
+
+def test_every_process_knows_the_relay_task_that_commits_kick():
+    # given: a fresh process, as manage.py, runserver or gunicorn start one (not a worker)
+    code = (
+        "import django; django.setup()\n"
+        "from celery import current_app\n"
+        "from history.relay import RELAY_TASK\n"
+        "print(RELAY_TASK in current_app.tasks)"
+    )
+
+    # when
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    # then: a kick finds the task (it failed with NotRegistered outside workers)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
