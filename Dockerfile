@@ -14,6 +14,7 @@ WORKDIR /app
 # Copy only the project's own files, so a local .venv or var/ (the embedded database)
 # never lands in the image.
 COPY pyproject.toml README.md manage.py ./
+COPY requirements/base.txt ./requirements/
 COPY config ./config
 COPY orders ./orders
 COPY inventory ./inventory
@@ -21,7 +22,8 @@ COPY history ./history
 COPY templates ./templates
 
 # Editable, so BASE_DIR stays /app and templates/ and staticfiles/ are found there.
-RUN pip install -e . \
+RUN pip install --require-hashes -r requirements/base.txt \
+    && pip install --no-deps -e . \
     && SECRET_KEY=collectstatic-only ALLOWED_HOSTS=localhost \
        python manage.py collectstatic --noinput \
     && mkdir -p var \

@@ -1,15 +1,19 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# Every package is pinned, with its hashes, in requirements/*.txt (`make lock` writes them
+# from pyproject.toml): base.txt (what runs), dev.txt (+ tests and tools), bench.txt (+ the
+# load generator).
+LOCK := requirements/dev.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha1sum | cut -c1-12)
 PORT ?= 8000
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format clean lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -48,10 +52,10 @@ bench-relay: install
 # by an aiohttp load generator; pgbench for the limit. A benchmark, not a test: a few minutes,
 # prints a table, writes bench/results/bench-<timestamp>.json. BENCH_ARGS passes options,
 # e.g. BENCH_ARGS='--duration 5 --scenarios read,patch'.
-BENCH_STAMP := $(VENV)/.bench-installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat pyproject.toml requirements/bench.txt | sha1sum | cut -c1-12)
 
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e ".[dev,bench]"
+$(BENCH_STAMP): $(STAMP) requirements/bench.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements/bench.txt
 	rm -f $(VENV)/.bench-installed-*
 	touch $(BENCH_STAMP)
 
@@ -64,3 +68,11 @@ bench: $(BENCH_STAMP)
 # e.g. make bench-profile BENCH_ARGS='adjust --cprofile'
 bench-profile: $(BENCH_STAMP)
 	$(BIN)/python -m bench.profile $(BENCH_ARGS)
+
+# Pin every package again from pyproject.toml (after changing a dependency there).
+COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links
+lock: install
+	$(COMPILE) -o requirements/base.txt pyproject.toml
+	$(COMPILE) --extra dev -o requirements/dev.txt pyproject.toml
+	$(COMPILE) --extra dev --extra bench -o requirements/bench.txt pyproject.toml
