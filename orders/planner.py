@@ -316,7 +316,9 @@ class Plan:
     def _apply(self, order: _Order, outcome: Outcome, event_type: str, changes) -> None:
         """The command's changes become the order's state; its event waits to be recorded."""
         for change in changes:
-            line = order.lines.setdefault(change.product_id, _Line(None, 0))
+            line = order.lines.get(change.product_id)
+            if line is None:
+                line = order.lines[change.product_id] = _Line(None, 0)
             line.quantity, line.changed = change.after, True
         outcome.version, outcome.order_status = order.version, order.status
         outcome.event_type, outcome.changes = event_type, changes
