@@ -11,6 +11,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_LOCATION = "unknown_location"
     INACTIVE_LOCATION = "inactive_location"
     QUANTITY_OR_DELTA = "quantity_or_delta"
+    PRODUCT_IN_USE = "product_in_use"
     VERSION_CONFLICT = "version_conflict"
     ORDER_NOT_EDITABLE = "order_not_editable"
     QUANTITY_OUT_OF_RANGE = "quantity_out_of_range"
@@ -129,6 +130,11 @@ class ReservationNotActive(DomainError):
 class TransferNotInTransit(DomainError):
     code = ErrorCode.TRANSFER_NOT_IN_TRANSIT
     title = "Transfer is not in transit"
+
+
+class ProductInUse(DomainError):
+    code = ErrorCode.PRODUCT_IN_USE
+    title = "Product in use"
 
 
 class ReservationBelongsToOrder(DomainError):

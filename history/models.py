@@ -45,6 +45,7 @@ class StockEventType(models.TextChoices):
     RESERVATION_CANCELLED = "reservation.cancelled", "Reservation cancelled"
     RESERVATION_EXPIRED = "reservation.expired", "Reservation expired"
     LOW = "stock.low", "Low stock"
+    PRODUCT_UPDATED = "product.updated", "Product updated"
 
 
 class CurrentTransactionId(models.Func):

@@ -43,17 +43,31 @@ TOTALS_PAGE_SIZE = 100
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ("sku", "name", "track_inventory", "allow_backorder", "created_at")
+    list_display = ("sku", "name", "track_inventory", "allow_backorder", "version", "created_at")
     list_filter = ("track_inventory", "allow_backorder")
     search_fields = ("sku", "name")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Product | None = None) -> tuple:
         # Ledger rows keep the sku they were written with; renaming it would orphan them.
-        return ("sku", "created_at") if obj else ("created_at",)
+        return ("sku", "version", "created_at") if obj else ("version", "created_at")
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as exc:
+            self.message_user(request, f"Nothing was saved: {exc.detail}", messages.ERROR)
+        return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request: HttpRequest, obj: Product, form, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            product = services.product_update(
+                sku=obj.sku,
+                name=obj.name,
+                track_inventory=obj.track_inventory,
+                allow_backorder=obj.allow_backorder,
+                audit=admin_audit(request, reason="Changed in the admin"),
+            )
+            obj.version = product.version
             return
         product = services.product_create(
             sku=obj.sku,

@@ -15,10 +15,15 @@ MAX_STOCK_QUANTITY = 1_000_000_000
 
 
 class Product(models.Model):
+    """A sku. Its flags decide how orders move stock, so they change only through
+    `inventory.services.product_update`, which records each change as a `product.updated`
+    event and refuses one while open orders or reservations depend on it."""
+
     sku = models.CharField(max_length=64, unique=True, validators=[sku_validator])
     name = models.CharField(max_length=200)
     track_inventory = models.BooleanField(default=True)
     allow_backorder = models.BooleanField(default=False)
+    version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

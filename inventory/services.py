@@ -20,6 +20,7 @@ from config.errors import (
     ErrorCode,
     InsufficientStock,
     NotFound,
+    ProductInUse,
     ReservationBelongsToOrder,
     ReservationNotActive,
     TransferNotInTransit,
@@ -57,6 +58,79 @@ def product_create(
         raise DomainValidationError(
             f"A product with sku {sku} already exists.", field="sku"
         ) from exc
+
+
+def product_update(
+    *,
+    sku: str,
+    audit: Audit,
+    name: str | None = None,
+    track_inventory: bool | None = None,
+    allow_backorder: bool | None = None,
+) -> Product:
+    """Change a product's name or flags (None: leave as is), recorded as one
+    `product.updated` event. The flags decide how orders reserve and consume stock, so a
+    flag may not change while an open order has a line on the product or a reservation
+    holds it (ProductInUse): turned off under a reservation, or on under an untracked open
+    line, tracking would later consume stock that was never reserved, or none at all."""
+    with transaction.atomic():
+        # FOR UPDATE waits for every command that read the product (they hold it FOR KEY
+        # SHARE) and holds back those that would read it next.
+        product = Product.objects.select_for_update().filter(sku=sku).first()
+        if product is None:
+            raise NotFound("Product", sku)
+        wanted = {
+            "name": name,
+            "track_inventory": track_inventory,
+            "allow_backorder": allow_backorder,
+        }
+        changes = {
+            field: {"before": getattr(product, field), "after": value}
+            for field, value in wanted.items()
+            if value is not None and value != getattr(product, field)
+        }
+        if not changes:
+            return product
+        if changes.keys() & {"track_inventory", "allow_backorder"}:
+            _refuse_if_in_use(product)
+        for field, change in changes.items():
+            setattr(product, field, change["after"])
+        product.version += 1
+        product.save(update_fields=[*changes, "version"])
+        now = timezone.now()
+        event = Event(
+            aggregate_type="product",
+            aggregate_id=product.sku,
+            version=product.version,
+            event_type=StockEventType.PRODUCT_UPDATED,
+            payload={
+                "sku": product.sku,
+                "aggregate_version": product.version,
+                "changes": changes,
+                "actor": audit.actor,
+                "source": str(audit.source),
+                "reason": audit.reason,
+                "correlation_id": audit.correlation_id,
+                "occurred_at": now.isoformat(),
+            },
+        )
+        changes_record(events=[event], audit=audit, now=now)
+        return product
+
+
+def _refuse_if_in_use(product: Product) -> None:
+    reservations = Reservation.objects.filter(product=product, status=ReservationStatus.ACTIVE)
+    open_lines = product.order_lines.filter(order__status="open", quantity__gt=0)
+    held = reservations.count()
+    ordered = open_lines.values("order_id").distinct().count()
+    if held or ordered:
+        raise ProductInUse(
+            f"{product.sku}'s stock flags cannot change while {ordered} open order(s) have "
+            f"a line on it and {held} reservation(s) hold it: fulfil, cancel or release "
+            "them first.",
+            open_orders=ordered,
+            active_reservations=held,
+        )
 
 
 def location_create(
@@ -178,10 +252,10 @@ def transfer_create(
         raise DomainValidationError(
             "A transfer needs two different locations.", field="to_location"
         )
-    product = _product(sku)
-    source = _location(from_location, "from_location")
-    destination = _location(to_location, "to_location")
     with transaction.atomic():
+        product = _product(sku)
+        source = _location(from_location, "from_location")
+        destination = _location(to_location, "to_location")
         levels = _lock_levels(product, [source, destination])
         out, incoming = levels[source.pk], levels[destination.pk]
         available = out.on_hand - out.reserved
@@ -271,14 +345,14 @@ def reservation_create(
     """Hold stock for someone. Without a location, it is allocated across the active
     locations by priority. It expires at `expires_at` (default: RESERVATION_DEFAULT_TTL)."""
     _check_positive(quantity, "quantity")
-    product = _product(sku)
-    pinned = _location(location) if location else None
-    now = timezone.now()
-    if expires_at is None:
-        expires_at = now + timedelta(seconds=settings.RESERVATION_DEFAULT_TTL_SECONDS)
-    elif expires_at <= now:
-        raise DomainValidationError("expires_at must be in the future.", field="expires_at")
     with transaction.atomic():
+        product = _product(sku)
+        pinned = _location(location) if location else None
+        now = timezone.now()
+        if expires_at is None:
+            expires_at = now + timedelta(seconds=settings.RESERVATION_DEFAULT_TTL_SECONDS)
+        elif expires_at <= now:
+            raise DomainValidationError("expires_at must be in the future.", field="expires_at")
         reservation = Reservation.objects.create(
             product=product,
             quantity=0,
@@ -604,10 +678,15 @@ def _check_positive(quantity: int, name: str) -> None:
 
 
 def _product(sku: str) -> Product:
-    product = Product.objects.filter(sku=sku).first()
+    """The product, held FOR KEY SHARE until the command's transaction ends (its stock
+    ledger rows would take that lock anyway): its flags cannot change under the command."""
+    product = next(iter(Product.objects.raw(_PRODUCT_FOR_KEY_SHARE, [sku])), None)
     if product is None:
         raise UnknownSku([sku], field="sku")
     return product
+
+
+_PRODUCT_FOR_KEY_SHARE = f"SELECT * FROM {Product._meta.db_table} WHERE sku = %s FOR KEY SHARE"
 
 
 def _location(code: str, field: str = "location") -> Location:

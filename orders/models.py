@@ -52,7 +52,9 @@ class Order(models.Model):
 class OrderLine(models.Model):
     # Not indexed alone: the (order, product) unique constraint starts with it.
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="lines", db_index=False)
-    product = models.ForeignKey("inventory.Product", on_delete=models.PROTECT, related_name="+")
+    product = models.ForeignKey(
+        "inventory.Product", on_delete=models.PROTECT, related_name="order_lines"
+    )
     quantity = models.PositiveIntegerField()
 
     class Meta:

@@ -139,16 +139,18 @@ _LOCK_ORDERS = (
     "WHERE id {ids} ORDER BY id FOR UPDATE"
 )
 # The named products, with their lines on the orders being changed; every line (with its
-# product) of the orders being closed. A batch with both kinds runs the two as one UNION ALL.
+# product) of the orders being closed. Both lock the products FOR KEY SHARE, as the ledger's
+# foreign key will anyway, only earlier: a product's flags cannot change under a command
+# that read them (inventory.services.product_update locks the product FOR UPDATE).
 _NAMED_LINES = f"""\
 SELECT p.sku, p.id, p.track_inventory, l.order_id, l.id, l.quantity
 FROM {Product._meta.db_table} AS p
 LEFT JOIN {OrderLine._meta.db_table} AS l ON l.product_id = p.id AND l.order_id {{ids}}
-WHERE p.sku = ANY(%s)"""
+WHERE p.sku = ANY(%s) ORDER BY l.id FOR KEY SHARE OF p"""
 _ALL_LINES = f"""\
 SELECT p.sku, p.id, p.track_inventory, l.order_id, l.id, l.quantity
 FROM {OrderLine._meta.db_table} AS l JOIN {Product._meta.db_table} AS p ON p.id = l.product_id
-WHERE l.order_id {{ids}}"""
+WHERE l.order_id {{ids}} ORDER BY l.id FOR KEY SHARE OF p"""
 _WRITE_ORDERS = (
     f"UPDATE {Order._meta.db_table} AS o SET version = v.version, status = v.status, "
     "updated_at = %s FROM unnest(%s::bigint[], %s::integer[], %s::text[]) AS v(id, version, "
@@ -186,8 +188,9 @@ def check_shape(commands: Sequence[OrderCommand]) -> None:
 
 
 def order_commands_plan(commands: Sequence[OrderCommand]) -> "Plan":
-    """Lock the batch's orders, read what the commands need (two statements in all) and
-    work out every command. Runs inside the caller's transaction."""
+    """Lock the batch's orders, read what the commands need (two statements in all, three
+    when one batch both changes and closes orders) and work out every command. Runs
+    inside the caller's transaction."""
     check_shape(commands)
     order_ids = sorted({command.order_id for command in commands})
     ids, param = _one_or_any(order_ids)
@@ -208,15 +211,13 @@ def _read_lines(commands, orders: dict[int, _Order]) -> dict[str, tuple[int, boo
     if not skus and not closing:
         return {}
     products: dict[str, tuple[int, bool]] = {}
-    queries = []
+    rows = []
     if skus:
         ids, param = _one_or_any(sorted(changing))
-        queries.append((_NAMED_LINES.format(ids=ids), [param, sorted(skus)]))
-    if closing:
+        rows += fetch_all(_NAMED_LINES.format(ids=ids), [param, sorted(skus)])
+    if closing:  # a batch that closes orders too (never a bulk request) reads twice
         ids, param = _one_or_any(sorted(closing))
-        queries.append((_ALL_LINES.format(ids=ids), [param]))
-    sql = " UNION ALL ".join(f"({query})" for query, _ in queries) + " ORDER BY 5"
-    rows = fetch_all(sql, [param for _, params in queries for param in params])
+        rows += fetch_all(_ALL_LINES.format(ids=ids), [param])
     for sku, product_id, tracked, order_id, line_id, quantity in rows:
         if sku not in products:
             products[sku] = (product_id, tracked)

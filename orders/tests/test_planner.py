@@ -110,7 +110,7 @@ def test_a_batch_locks_its_orders_in_one_statement_and_reads_in_one_more(
     commands = [
         OrderCommand(orders[2].pk, [LineRequest(product.sku, delta=1)]),
         OrderCommand(orders[0].pk, [LineRequest(new.sku, quantity=2)]),
-        OrderCommand(orders[1].pk, close=OrderStatus.CANCELLED),
+        OrderCommand(orders[1].pk, [LineRequest(product.sku, quantity=0)]),
         OrderCommand(orders[2].pk, [LineRequest(product.sku, delta=1)]),
     ]
 
@@ -118,12 +118,34 @@ def test_a_batch_locks_its_orders_in_one_statement_and_reads_in_one_more(
     with django_assert_num_queries(2) as queries:
         plan = order_commands_plan(commands)
 
-    # then: the lock names every order once, in id order
+    # then: the lock names every order once, in id order; the read holds the products
     lock, read = (query["sql"] for query in queries.captured_queries)
     assert lock.endswith("ORDER BY id FOR UPDATE")
-    assert "FOR UPDATE" not in read
+    assert read.endswith("FOR KEY SHARE OF p")
     assert [o.status for o in plan.outcomes] == [OutcomeStatus.APPLIED] * 4
     assert [o.version for o in plan.outcomes] == [2, 2, 2, 3]
+
+
+def test_a_batch_that_also_closes_orders_reads_their_lines_in_a_third_statement(
+    make_order, product, django_assert_num_queries
+):
+    # given
+    changed, closed = make_order(lines={product.sku: 5}), make_order(lines={product.sku: 5})
+    commands = [
+        OrderCommand(changed.pk, [LineRequest(product.sku, delta=1)]),
+        OrderCommand(closed.pk, close=OrderStatus.CANCELLED),
+    ]
+
+    # when
+    with django_assert_num_queries(3):
+        plan = order_commands_plan(commands)
+
+    # then
+    assert [(o.status, o.version) for o in plan.outcomes] == [
+        (OutcomeStatus.APPLIED, 2),
+        (OutcomeStatus.APPLIED, 2),
+    ]
+    assert [(c.before, c.after) for c in plan.outcomes[1].changes] == [(5, 0)]
 
 
 def test_closing_and_changing_commands_of_one_batch_record_like_separate_commands(
