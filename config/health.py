@@ -1,7 +1,16 @@
 """Liveness (`/healthz`) and readiness (`/readyz`: database, cache, broker, plus what the
 apps report through `report_register`, such as the outbox backlog and the projection lag,
-which is shown but does not fail readiness)."""
+which is shown but does not fail readiness).
 
+Anyone may ask whether the service is ready, and gets only that: `{"status": "ok"}` (200)
+or `{"status": "unavailable"}` (503). The checks' details and the reports need what
+`/metrics` needs (the metrics token, unless METRICS_PUBLIC). A process checks at most once
+every READYZ_CACHE_SECONDS, so probes cannot make it open a broker connection and run
+queries on every hit; errors are named by their type only (the messages, which carry hosts
+and role names, go to the log)."""
+
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -11,6 +20,10 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 from kombu import Connection
+
+from config.metrics import scrape_allowed
+
+logger = logging.getLogger(__name__)
 
 
 def _check_database() -> None:
@@ -50,7 +63,7 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
-def readyz(request):
+def _readiness() -> dict:
     results, ready = {}, True
     for name, check in CHECKS.items():
         started = time.perf_counter()
@@ -59,10 +72,33 @@ def readyz(request):
             results[name] = {"status": "ok"}
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
             ready = False
-            results[name] = {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
+            logger.warning("readiness: %s is down: %s", name, exc)
+            results[name] = {"status": "down", "error": type(exc).__name__}
         results[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
     body = {"status": "ok" if ready else "unavailable", "checks": results}
     if results["database"]["status"] == "ok":
         for name, report in _reports.items():
             body[name] = report()
-    return JsonResponse(body, status=200 if ready else 503)
+    return body
+
+
+_last: tuple[float, dict] | None = None
+_lock = threading.Lock()
+
+
+def _recent_readiness() -> dict:
+    """The last result if younger than READYZ_CACHE_SECONDS, else a fresh one (one thread
+    checks; the others wait for it)."""
+    global _last
+    with _lock:
+        if _last is None or time.monotonic() - _last[0] >= settings.READYZ_CACHE_SECONDS:
+            _last = (time.monotonic(), _readiness())
+        return _last[1]
+
+
+def readyz(request):
+    body = _recent_readiness()
+    status = 200 if body["status"] == "ok" else 503
+    if not scrape_allowed(request):
+        body = {"status": body["status"]}
+    return JsonResponse(body, status=status)

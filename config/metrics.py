@@ -47,6 +47,11 @@ def registry() -> CollectorRegistry:
     return prometheus_client.REGISTRY
 
 
+def scrape_allowed(request) -> bool:
+    """May this request read operational details (`/metrics`, `/readyz`'s checks)?"""
+    return _refused(request) is None
+
+
 def _refused(request) -> HttpResponse | None:
     """None if the request may read the metrics. With METRICS_PUBLIC anyone may; otherwise
     only a request carrying `Authorization: Bearer <METRICS_TOKEN>` (401 without a bearer

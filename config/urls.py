@@ -1,8 +1,21 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health, metrics
+from config.api.converters import IdConverter
+from config.api.problems import problem_response
+
+register_converter(IdConverter, "id")
+
+
+def api_not_found(request, rest: str):
+    # Under /api/ every answer is problem details, an unknown path's too (also with DEBUG).
+    hint = " API paths end with a slash." if not request.path.endswith("/") else ""
+    return problem_response(
+        status=404, code="not_found", detail=f"No API endpoint at {request.path}.{hint}"
+    )
+
 
 api_v1 = [
     path("", include("orders.urls")),
@@ -19,4 +32,5 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
+    re_path(r"^api/(?P<rest>.*)$", api_not_found),
 ]

@@ -1,6 +1,6 @@
 import django_filters
 
-from config.api.filters import AwareDateTimeFilter
+from config.api.filters import AwareDateTimeFilter, IdFilter
 from history.models import OrderEventType, OrderLedgerEntry, Source
 
 
@@ -16,6 +16,6 @@ class TimelineFilter(django_filters.FilterSet):
 
 
 class LedgerFilter(TimelineFilter):
-    order = django_filters.NumberFilter(field_name="order_id")
+    order = IdFilter(field_name="order_id")
     source = django_filters.ChoiceFilter(choices=Source.choices)
     event_type = django_filters.ChoiceFilter(choices=OrderEventType.choices)

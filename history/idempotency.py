@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.http import HttpResponse
 from rest_framework.exceptions import ValidationError
 
+from config.api.common import IDEMPOTENCY_KEY_FORMAT
 from config.errors import DomainError, ErrorCode
 from history.models import IdempotencyRecord
 
@@ -100,8 +101,8 @@ class IdempotentMixin:
         state = self._idempotency
         if state is None:
             return
-        if not 1 <= len(state.key) <= 255 or not state.key.isprintable():
-            raise ValidationError({HEADER: ["Must be 1 to 255 printable characters."]})
+        if not IDEMPOTENCY_KEY_FORMAT.match(state.key):
+            raise ValidationError({HEADER: ["Must be 1 to 255 printable ASCII characters."]})
         state.fingerprint = _fingerprint(request)
         user_id = request.user.pk
         with connection.cursor() as cursor:

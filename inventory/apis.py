@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from config.api.common import IDEMPOTENCY_KEY, validated
 from config.api.conditional import etag
 from config.api.fields import StrictIntegerField
+from config.api.filters import IdFilter
 from config.api.serializers import AwareDateTimeField, StrictSerializer
 from history.audit import api_audit
 from history.idempotency import IdempotentMixin
@@ -516,7 +517,7 @@ class ReservationOutput(serializers.ModelSerializer):
 class ReservationFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=ReservationStatus.choices)
     sku = django_filters.CharFilter(field_name="product__sku")
-    order = django_filters.NumberFilter(field_name="order_id")
+    order = IdFilter(field_name="order_id")
 
     class Meta:
         model = Reservation

@@ -8,13 +8,12 @@ from drf_orjson_renderer.renderers import ORJSONRenderer
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.csv import csv_stream_response
 from config.api.filters import AwareDateTimeFilter
-from config.api.pagination import OldestFirstPagination
+from config.api.pagination import OldestFirstPagination, StrictCursorPagination
 from history.models import (
     SkuDailyAdjustments,
     SkuDemand,
@@ -38,10 +37,9 @@ from inventory.selectors import (
 # --- Filters and pagination ---------------------------------------------------------------
 
 
-class StockLevelPagination(CursorPagination):
+class StockLevelPagination(StrictCursorPagination):
     ordering = "id"
     page_size = 50
-    page_size_query_param = "page_size"
     max_page_size = 500
 
 
@@ -358,10 +356,9 @@ class StockForecastApi(APIView):
 # --- Demand per sku (the order ledger's projections) ------------------------------------------
 
 
-class DemandPagination(CursorPagination):
+class DemandPagination(StrictCursorPagination):
     ordering = "sku"
     page_size = 100
-    page_size_query_param = "page_size"
     max_page_size = 1000
 
 

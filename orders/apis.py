@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from config.api.common import IDEMPOTENCY_KEY, IF_MATCH, validated
 from config.api.conditional import etag, expected_version
-from config.api.fields import StrictIntegerField
+from config.api.fields import BoundedListField, StrictIntegerField
 from config.api.pagination import TimelinePagination
 from config.api.serializers import StrictSerializer, parse_aware_datetime
 from history.apis import LedgerListApi
@@ -39,7 +39,7 @@ class LineQuantityInput(StrictSerializer):
     quantity = StrictIntegerField(min_value=0, max_value=MAX_LINE_QUANTITY)
 
 
-class LinesField(serializers.ListField):
+class LinesField(BoundedListField):
     child = LineQuantityInput()
 
     def __init__(self, **kwargs):

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.common import IDEMPOTENCY_KEY, validated
-from config.api.fields import StrictIntegerField
+from config.api.fields import BoundedListField, StrictIntegerField
 from config.api.problems import PROBLEM_TYPE_PREFIX
 from config.api.serializers import StrictSerializer
 from history.audit import api_audit
@@ -88,7 +88,7 @@ class BulkAdjustmentItemInput(StrictSerializer):
 
 class AdjustmentsBulkApi(IdempotentMixin, APIView):
     class InputSerializer(StrictSerializer):
-        items = serializers.ListField(
+        items = BoundedListField(
             child=BulkAdjustmentItemInput(),
             allow_empty=False,
             min_length=1,

@@ -1,11 +1,11 @@
 import django_filters
 
-from config.api.filters import AwareDateTimeFilter
+from config.api.filters import AwareDateTimeFilter, IdFilter
 from orders.models import Order, OrderStatus
 
 
 class OrderFilter(django_filters.FilterSet):
-    customer = django_filters.NumberFilter(field_name="customer_id")
+    customer = IdFilter(field_name="customer_id")
     status = django_filters.ChoiceFilter(choices=OrderStatus.choices)
     sku = django_filters.CharFilter(method="filter_sku")
     updated_after = AwareDateTimeFilter(field_name="updated_at", lookup_expr="gte")

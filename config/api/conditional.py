@@ -4,7 +4,7 @@ import re
 
 from rest_framework.exceptions import ValidationError
 
-_ETAG = re.compile(r'^(?:W/)?(?:"(\d{1,10})"|(\d{1,10}))$')
+_ETAG = re.compile(r'^(?:W/)?(?:"([0-9]{1,10})"|([0-9]{1,10}))$')
 
 
 def etag(version: int) -> str:

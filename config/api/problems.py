@@ -6,6 +6,8 @@ Domain errors (config.errors) and DRF's own exceptions come out as
 
 from http import HTTPStatus
 
+import orjson
+from django.http import HttpResponse
 from drf_orjson_renderer.renderers import ORJSONRenderer
 from drf_standardized_errors.formatter import ExceptionFormatter, flatten_errors
 from drf_standardized_errors.handler import ExceptionHandler
@@ -15,6 +17,19 @@ from config.errors import DomainError, DomainValidationError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:ordertrack:problem:"
+
+
+def problem_response(*, status: int, code: str, detail: str) -> HttpResponse:
+    """A problem-details response for the few answers given outside DRF's views (a body
+    over the size limit, an unknown API path)."""
+    body = {
+        "type": PROBLEM_TYPE_PREFIX + code,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    return HttpResponse(orjson.dumps(body), status=status, content_type=PROBLEM_CONTENT_TYPE)
 
 
 class ProblemException(exceptions.APIException):

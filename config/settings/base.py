@@ -44,6 +44,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.middleware.CorrelationIdMiddleware",
+    "config.middleware.BodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -202,6 +203,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Path ids (config.api.converters.IdConverter).
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}
+    },
 }
 
 # Events and background work. The embedded default uses kombu's filesystem transport,
@@ -231,6 +236,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = TIME_ZONE
 
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+# API request bodies above this get 413 before anything reads them (config.middleware).
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 # How long a process trusts a token (and the roles of its user) before looking again.
 AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=30.0)
 
@@ -276,6 +283,8 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="ordertrack@localhost")
 # prometheus_client at import), not by a setting: see config/gunicorn.py.
 METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=True)
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# /readyz checks at most this often per process (config/health.py).
+READYZ_CACHE_SECONDS = env.float("READYZ_CACHE_SECONDS", default=5.0)
 
 # Inventory.
 RESERVATION_DEFAULT_TTL_SECONDS = env.int("RESERVATION_DEFAULT_TTL_SECONDS", default=15 * 60)

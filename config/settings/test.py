@@ -45,3 +45,5 @@ RELAY_KICK_ON_COMMIT = False
 RELAY_CONFIRM_TIMEOUT = 5.0
 RELAY_CONNECT_TIMEOUT = 1.0
 MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise")]  # noqa: F405
+# Each test sees a fresh readiness check (a test of the cache sets it back).
+READYZ_CACHE_SECONDS = 0
