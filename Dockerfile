@@ -25,10 +25,14 @@ COPY templates ./templates
 RUN pip install --require-hashes -r requirements/base.txt \
     && pip install --no-deps -e . \
     && SECRET_KEY=collectstatic-only ALLOWED_HOSTS=localhost \
+       DATABASE_URL=postgres://build/unused REDIS_URL=redis://build/0 \
+       CELERY_BROKER_URL=amqp://build// EVENT_BUS_URL=amqp://build// \
        python manage.py collectstatic --noinput \
     && mkdir -p var \
     && chown -R app:app var
 
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# config/gunicorn.py: gthread workers, timeouts, the metrics hooks (see the file).
+ENV GUNICORN_ACCESSLOG=-
+CMD ["gunicorn", "-c", "config/gunicorn.py", "config.wsgi"]

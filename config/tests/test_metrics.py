@@ -140,6 +140,9 @@ def test_production_settings_require_the_token():
         "ALLOWED_HOSTS": "testserver",
         "METRICS_TOKEN": "prod-token-0123456789",
         "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/ordertrack",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+        "EVENT_BUS_URL": "amqp://guest:guest@127.0.0.1:5672//",
     }
     script = (
         "import django; django.setup()\n"
