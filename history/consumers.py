@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from kombu import Connection, Exchange, Queue
 
+from history.models import ConsumedEvent
 from history.services import consumed_event_claim
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ DEAD_SUFFIX = ".dead"
 # queues); RabbitMQ's quorum queues count in `x-delivery-count`.
 ATTEMPTS_HEADER = "x-ordertrack-attempts"
 MAX_RETRY_DELAY_SECONDS = 60.0
+CONSUMER_NAME_MAX_LENGTH = ConsumedEvent._meta.get_field("consumer").max_length
 
 
 def _print_only(event: dict) -> None:
@@ -165,6 +167,10 @@ def events_consume(
     max_deliveries = max_deliveries or settings.CONSUMER_MAX_DELIVERIES
     if max_deliveries < 1:
         raise ValueError("max_deliveries must be at least 1.")
+    if len(queue_name) > CONSUMER_NAME_MAX_LENGTH:
+        # The queue name is the consumer's name in ConsumedEvent: refuse it here rather than
+        # fail (and dead-letter) every message.
+        raise ValueError(f"A queue name has at most {CONSUMER_NAME_MAX_LENGTH} characters.")
     options = settings.FILESYSTEM_TRANSPORT_OPTIONS if url.startswith("filesystem") else {}
     read = 0
 

@@ -204,6 +204,12 @@ def test_consume_events_explains_an_old_classic_queue_of_the_same_name(settings,
         call_command("consume_events", "--queue", consumer_queue, "--idle-timeout", "0.2")
 
 
+def test_consume_events_refuses_a_queue_name_too_long_to_record():
+    # when / then: the name is the consumer's name in ConsumedEvent (64 characters)
+    with pytest.raises(CommandError, match="at most 64 characters"):
+        call_command("consume_events", "--queue", "q" * 65, "--idle-timeout", "0.1")
+
+
 def test_without_quorum_queues_the_consumer_counts_and_dead_letters_itself(
     settings, tmp_path, audit
 ):

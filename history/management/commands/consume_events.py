@@ -46,6 +46,6 @@ class Command(BaseCommand):
                 max_messages=max_messages,
                 idle_timeout=idle_timeout,
             )
-        except QueueMismatch as exc:
+        except (QueueMismatch, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"read {read} message(s)")
