@@ -16,14 +16,18 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session", autouse=True)
 def _own_exchange_deleted_at_the_end():
-    """The run's exchange (one per xdist worker) is its own: delete it when the run ends,
-    so runs leave nothing behind on the shared broker."""
+    """The run's exchanges (one event exchange and its consumers' dead-letter exchange per
+    xdist worker) are its own: delete them when the run ends, so runs leave nothing behind
+    on the shared broker."""
     yield
     from django.conf import settings
     from kombu import Connection, Exchange
 
+    from history.consumers import dead_letter_exchange
+
     with Connection(settings.EVENT_BUS_URL, connect_timeout=2) as connection:
         Exchange(settings.EVENT_EXCHANGE)(connection.default_channel).delete()
+        dead_letter_exchange()(connection.default_channel).delete()
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +37,17 @@ def _fresh_token_cache():
     clear_cache()
     yield
     clear_cache()
+
+
+@pytest.fixture
+def consumer_queue():
+    """A unique consumer queue name on the run's exchange; the queue and its dead-letter
+    queue are deleted afterwards, even if the test fails."""
+    from tests.broker import consumer_queue_name, consumer_queues_delete
+
+    name = consumer_queue_name()
+    yield name
+    consumer_queues_delete(name)
 
 
 @pytest.fixture

@@ -28,8 +28,11 @@ def user_has_role(user, roles: frozenset[str]) -> bool:
     return user.is_authenticated and (user.is_superuser or bool(user_roles(user) & roles))
 
 
-# app label -> models each role may see; staff and integrators may also add and change
-# the ones in EDITABLE. The ledger and the outbox are never editable.
+# app label -> models staff and auditors may see in the admin; staff may also add and
+# change the ones in EDITABLE. The ledger and the outbox are never editable. Integrators
+# get no model permission at all: they use the API, whose checks are the roles above
+# (config.api.permissions), never model permissions; so even with `is_staff` set by
+# mistake, the admin shows them nothing and lets them change nothing.
 VISIBLE_MODELS = {
     "orders": ["order", "orderline", "customer"],
     "inventory": ["product", "location", "stocklevel", "reservation", "transfer"],
@@ -78,7 +81,7 @@ def roles_ensure(*, group_model=None, permission_model=None) -> None:
     editing = perms(["add", "change"], EDITABLE_MODELS)
     for role, permissions in (
         (Role.STAFF, viewing + editing),
-        (Role.INTEGRATOR, viewing + editing),
+        (Role.INTEGRATOR, []),
         (Role.AUDITOR, viewing),
     ):
         group, _ = group_model.objects.get_or_create(name=role)

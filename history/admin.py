@@ -43,6 +43,12 @@ class _ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def _as_id(term: str) -> int | None:
+    """An id typed into a search box. Not `isdigit()`: '²'.isdigit() is True, but int('²')
+    raises; every `isdecimal()` string is something int() reads."""
+    return int(term) if term.isdecimal() else None
+
+
 def _as_uuid(term: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(term)
@@ -93,8 +99,8 @@ class OrderLedgerEntryAdmin(_ReadOnlyAdmin):
     ) -> tuple[QuerySet[OrderLedgerEntry], bool]:
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
-        if term.isdigit():
-            results |= queryset.filter(order_id=int(term))
+        if (order_id := _as_id(term)) is not None:
+            results |= queryset.filter(order_id=order_id)
         elif event_id := _as_uuid(term):
             results |= queryset.filter(event_id=event_id)
         return results, may_have_duplicates
@@ -282,9 +288,9 @@ class OrderSnapshotAdmin(_ReadOnlyAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        if not term.isdigit():
+        if (order_id := _as_id(term)) is None:
             return queryset.none(), False
-        return queryset.filter(order_id=int(term)), False
+        return queryset.filter(order_id=order_id), False
 
     @admin.display(description="order", ordering="order_id")
     def order_link(self, snapshot: OrderSnapshot) -> str:

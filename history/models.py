@@ -351,7 +351,8 @@ class SkuDailyAdjustments(models.Model):
 
 class ConsumedEvent(models.Model):
     """Consumers record each event id they handled, in the same transaction as its effect,
-    which makes at-least-once delivery effectively-once."""
+    which makes at-least-once delivery effectively-once. Records older than
+    CONSUMED_EVENT_RETENTION_DAYS are purged hourly (by consumed_at, hence the index)."""
 
     consumer = models.CharField(max_length=64)
     event_id = models.UUIDField()
@@ -361,6 +362,7 @@ class ConsumedEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["consumer", "event_id"], name="consumed_once")
         ]
+        indexes = [models.Index(fields=["consumed_at"], name="consumed_event_at_idx")]
 
     def __str__(self) -> str:
         return f"{self.consumer}:{self.event_id}"

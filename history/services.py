@@ -1,13 +1,14 @@
 """Writes of the history app that are not recordings of a change (those go through
-`history.recorder`): outbox housekeeping, idempotency records and the instance id."""
+`history.recorder`): outbox housekeeping, idempotency records, consumed-event records and
+the instance id."""
 
 import uuid
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from history.models import IdempotencyRecord, Instance, OutboxEvent
+from history.models import ConsumedEvent, IdempotencyRecord, Instance, OutboxEvent
 from history.relay import outbox_kick
 
 
@@ -42,6 +43,38 @@ def outbox_published_purge(*, older_than: timedelta, batch_size: int = 10_000) -
         if not ids:
             return deleted
         deleted += OutboxEvent.objects.filter(id__in=ids).delete()[0]
+
+
+def consumed_event_claim(*, consumer: str, event_id: uuid.UUID) -> bool:
+    """Record that `consumer` handles this event; False if it already did. Call it inside the
+    transaction of the handling, so the record commits or rolls back with the effect. Only
+    this insert's conflict counts as "already handled" (ON CONFLICT DO NOTHING, no exception
+    to confuse with the handler's own): a concurrent claim of the same id waits for the
+    other transaction and then sees its row, or takes over if that one rolled back."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {ConsumedEvent._meta.db_table} (consumer, event_id, consumed_at) "
+            "VALUES (%s, %s, %s) ON CONFLICT (consumer, event_id) DO NOTHING",
+            [consumer, event_id, timezone.now()],
+        )
+        return cursor.rowcount == 1
+
+
+def consumed_events_purge(*, older_than: timedelta, batch_size: int = 10_000) -> int:
+    """Delete consumed-event records older than `older_than`, in batches to keep locks
+    short. A redelivery older than that is no longer recognised as a duplicate, so keep
+    them longer than any message may wait in a queue."""
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    while True:
+        ids = list(
+            ConsumedEvent.objects.filter(consumed_at__lt=cutoff).values_list("id", flat=True)[
+                :batch_size
+            ]
+        )
+        if not ids:
+            return deleted
+        deleted += ConsumedEvent.objects.filter(id__in=ids).delete()[0]
 
 
 def instance_id_rotate() -> tuple[uuid.UUID | None, uuid.UUID]:

@@ -9,7 +9,11 @@ from django.conf import settings
 
 from history.projector import projections_run
 from history.relay import RELAY_TASK, outbox_relay
-from history.services import idempotency_records_purge, outbox_published_purge
+from history.services import (
+    consumed_events_purge,
+    idempotency_records_purge,
+    outbox_published_purge,
+)
 
 logger = get_task_logger(__name__)
 
@@ -41,4 +45,12 @@ def project_ledger() -> dict:
 def purge_published_outbox() -> int:
     deleted = outbox_published_purge(older_than=timedelta(days=settings.OUTBOX_RETENTION_DAYS))
     logger.info("Purged %d published outbox events.", deleted)
+    return deleted
+
+
+@shared_task(ignore_result=True)
+def purge_consumed_events() -> int:
+    days = settings.CONSUMED_EVENT_RETENTION_DAYS
+    deleted = consumed_events_purge(older_than=timedelta(days=days))
+    logger.info("Purged %d consumed-event records older than %d days.", deleted, days)
     return deleted

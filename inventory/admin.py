@@ -39,6 +39,8 @@ from inventory.models import (
 from inventory.timeline import stock_chart, timeline_rows
 
 TOTALS_PAGE_SIZE = 100
+# Far beyond any real page, and small enough that its offset fits PostgreSQL's bigint.
+TOTALS_MAX_PAGE = 1_000_000
 
 
 @admin.register(Product)
@@ -489,10 +491,8 @@ class StockLevelAdmin(_ServiceActionsAdmin):
         query = request.GET.get("q", "").strip()
         if query:
             levels = levels.filter(product__sku__icontains=query)
-        try:
-            page = max(1, int(request.GET.get("p", "1")))
-        except ValueError:
-            page = 1
+        raw_page = request.GET.get("p", "1").strip()
+        page = min(max(1, int(raw_page)), TOTALS_MAX_PAGE) if raw_page.isdecimal() else 1
         start = (page - 1) * TOTALS_PAGE_SIZE
         totals = list(
             levels.values("product_id", "product__sku", "product__name")

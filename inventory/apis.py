@@ -46,8 +46,6 @@ from inventory.selectors import (
     transfer_list,
 )
 
-MAX_RESERVATION_TTL_SECONDS = 7 * 24 * 60 * 60
-
 
 def _sku_field():
     return serializers.CharField(max_length=64)
@@ -546,11 +544,13 @@ class ReservationListCreateApi(IdempotentMixin, ListAPIView):
             "by priority.",
         )
         expires_at = AwareDateTimeField(
-            required=False, help_text="ISO-8601 with an offset, in the future."
+            required=False,
+            help_text="ISO-8601 with an offset, in the future and at most 7 days from now "
+            "(like ttl_seconds).",
         )
         ttl_seconds = StrictIntegerField(
             min_value=1,
-            max_value=MAX_RESERVATION_TTL_SECONDS,
+            max_value=services.MAX_RESERVATION_TTL_SECONDS,
             required=False,
             help_text="Expire this many seconds from now (instead of expires_at).",
         )

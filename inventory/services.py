@@ -45,6 +45,9 @@ from inventory.models import (
 
 M = StockMovementType
 
+# A reservation holds stock for a week at most, whether it is given a TTL or an expiry time.
+MAX_RESERVATION_TTL_SECONDS = 7 * 24 * 60 * 60
+
 
 def product_create(
     *, sku: str, name: str, track_inventory: bool = True, allow_backorder: bool = False
@@ -343,7 +346,8 @@ def reservation_create(
     reference: str = "",
 ) -> Reservation:
     """Hold stock for someone. Without a location, it is allocated across the active
-    locations by priority. It expires at `expires_at` (default: RESERVATION_DEFAULT_TTL)."""
+    locations by priority. It expires at `expires_at` (default: RESERVATION_DEFAULT_TTL),
+    which must be in the future and at most MAX_RESERVATION_TTL_SECONDS ahead."""
     _check_positive(quantity, "quantity")
     with transaction.atomic():
         product = _product(sku)
@@ -353,6 +357,11 @@ def reservation_create(
             expires_at = now + timedelta(seconds=settings.RESERVATION_DEFAULT_TTL_SECONDS)
         elif expires_at <= now:
             raise DomainValidationError("expires_at must be in the future.", field="expires_at")
+        elif expires_at > now + timedelta(seconds=MAX_RESERVATION_TTL_SECONDS):
+            raise DomainValidationError(
+                f"expires_at must be at most {MAX_RESERVATION_TTL_SECONDS // 86400} days from now.",
+                field="expires_at",
+            )
         reservation = Reservation.objects.create(
             product=product,
             quantity=0,

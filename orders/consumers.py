@@ -1,14 +1,19 @@
 """Consumers of the event stream that act on orders (run by `manage.py consume_events
 --handler NAME`; registered in `orders.apps`)."""
 
+from functools import partial
+
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import transaction
 
 from orders.models import Order
 
 
 def notify_order_cancelled(event: dict) -> None:
-    """E-mail the customer (or the operations inbox) when an order is cancelled."""
+    """E-mail the customer (or the operations inbox) when an order is cancelled. The mail
+    leaves once the handling's transaction has committed: a handling that rolls back (and
+    is delivered again) sends nothing. A mail that fails to send is logged, not retried."""
     if event.get("type") != "order.cancelled":
         return
     data = event["data"]
@@ -17,7 +22,8 @@ def notify_order_cancelled(event: dict) -> None:
         settings.ORDER_NOTIFICATIONS_EMAIL
     )
     released = sum(-change["delta"] for change in data["changes"])
-    send_mail(
+    mail = partial(
+        send_mail,
         subject=f"Order #{data['order_id']} was cancelled",
         message=(
             f"Order #{data['order_id']} ({data.get('reference') or 'no reference'}) was "
@@ -28,3 +34,4 @@ def notify_order_cancelled(event: dict) -> None:
         from_email=None,
         recipient_list=[recipient],
     )
+    transaction.on_commit(mail, robust=True)

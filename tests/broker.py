@@ -57,3 +57,25 @@ class EventCollector:
         with contextlib.suppress(Exception):
             self.queue.delete()
         self.connection.release()
+
+
+def consumer_queue_name() -> str:
+    """A unique name for a consumer's queue on the run's own exchange."""
+    return f"{settings.EVENT_EXCHANGE}.consumer.{uuid.uuid4().hex[:8]}"
+
+
+def consumer_queues_delete(name: str) -> None:
+    """Delete a consumer's queue and its dead-letter queue `<name>.dead`."""
+    with Connection(settings.EVENT_BUS_URL) as connection:
+        for queue in (name, f"{name}.dead"):
+            connection.default_channel.queue_delete(queue)
+
+
+def queue_drain(name: str, *, url: str | None = None, transport_options=None) -> list:
+    """Every message waiting in the queue `name` (acknowledged, so they are gone)."""
+    messages = []
+    with Connection(url or settings.EVENT_BUS_URL, transport_options=transport_options) as conn:
+        queue = Queue(name, channel=conn.default_channel, no_declare=True)
+        while (message := queue.get(no_ack=True)) is not None:
+            messages.append(message)
+    return messages

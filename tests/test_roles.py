@@ -397,3 +397,33 @@ def test_session_login_without_a_role_is_403(objects):
 
     # then
     assert_problem(response, 403, "permission_denied")
+
+
+# --- the groups' model permissions --------------------------------------------------------
+
+
+def test_the_roles_migration_takes_every_model_permission_from_existing_integrator_groups():
+    # given: a database from before, whose integrator group may view, add and change
+    from django.contrib.auth.models import Group, Permission
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from history.migrations._roles import update_roles
+
+    integrator = Group.objects.get(name="integrator")
+    integrator.permissions.set(
+        Permission.objects.filter(codename__in=["view_order", "add_order", "change_order"])
+    )
+    staff_before = set(Group.objects.get(name="order_staff").permissions.all())
+    auditor_before = set(Group.objects.get(name="auditor").permissions.all())
+    migration = ("orders", "0006_integrator_api_only")
+    historical = MigrationExecutor(connection).loader.project_state(migration).apps
+
+    # when: the migration's function runs on its historical models
+    update_roles(historical, None)
+
+    # then: integrators keep no model permission; the other roles keep theirs
+    assert not integrator.permissions.exists()
+    assert set(Group.objects.get(name="order_staff").permissions.all()) == staff_before
+    assert set(Group.objects.get(name="auditor").permissions.all()) == auditor_before
+    assert {"add_order", "change_order", "view_order"} <= {p.codename for p in staff_before}

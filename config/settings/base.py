@@ -293,7 +293,14 @@ PROJECTOR_BATCH_SIZE = env.int("PROJECTOR_BATCH_SIZE", default=5000)
 # Order read cache (history/cache.py): on when REDIS_URL is set.
 ORDER_CACHE_TTL_SECONDS = env.int("ORDER_CACHE_TTL_SECONDS", default=300)
 
-# Consumers (history/consumers.py).
+# Consumers (history/consumers.py). A message whose handling fails is delivered at most
+# CONSUMER_MAX_DELIVERIES times (the quorum queue's x-delivery-limit), waiting
+# CONSUMER_RETRY_DELAY_SECONDS (doubled at each attempt) before handing it back, and is then
+# dead-lettered to `<queue>.dead`. Consumed-event records (the dedup by id) are kept
+# CONSUMED_EVENT_RETENTION_DAYS.
+CONSUMER_MAX_DELIVERIES = env.int("CONSUMER_MAX_DELIVERIES", default=5)
+CONSUMER_RETRY_DELAY_SECONDS = env.float("CONSUMER_RETRY_DELAY_SECONDS", default=1.0)
+CONSUMED_EVENT_RETENTION_DAYS = env.int("CONSUMED_EVENT_RETENTION_DAYS", default=30)
 ORDER_NOTIFICATIONS_EMAIL = env("ORDER_NOTIFICATIONS_EMAIL", default="orders@localhost")
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="ordertrack@localhost")

@@ -126,6 +126,31 @@ def test_ledger_search_by_order_id_sku_actor_and_event_id(
     assert found(str(event_id)) == {second.pk}
 
 
+@pytest.mark.parametrize(
+    "changelist",
+    [
+        "history_orderledgerentry",
+        "history_ordersnapshot",
+        "history_stockledgerentry",
+        "history_outboxevent",
+    ],
+)
+def test_searching_for_a_digit_that_is_no_number_finds_nothing_instead_of_failing(
+    client, user_with_role, order, changelist
+):
+    # given: a staff member; '²'.isdigit() is True, but int('²') raises
+    client.force_login(user_with_role("order_staff"))
+    url = reverse(f"admin:{changelist}_changelist")
+
+    # when
+    responses = {term: client.get(url, {"q": term}) for term in ("²", "1²", "9" * 30)}
+
+    # then
+    for term, response in responses.items():
+        assert response.status_code == 200, term
+        assert list(response.context["cl"].result_list) == [], term
+
+
 def test_ledger_filters_by_event_type_and_source(admin_client, order):
     # when
     response = admin_client.get(

@@ -277,6 +277,68 @@ def test_history_csv_quotes_awkward_reasons(api, make_order, product):
     assert rows[-1]["reason"] == reason
 
 
+def test_ledger_csv_neutralises_formulas_in_text_but_keeps_negative_deltas(
+    api_client_for, make_order, product
+):
+    # given: an integrator whose name, reasons and idempotency key a spreadsheet would run
+    api = api_client_for("integrator")
+    api.user.username = "@mallory"
+    api.user.save()
+    order = make_order(lines={product.sku: 10})
+    for delta, reason, key in [
+        (-5, '=HYPERLINK("http://x","y")', "@SUM(1)"),
+        (2, "@SUM(1)", "+1"),
+        (-1, "-1 broken", "plain-key"),
+    ]:
+        response = api.post(
+            f"/api/v1/orders/{order.pk}/adjust/",
+            {"sku": product.sku, "delta": delta, "reason": reason},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=key,
+        )
+        assert response.status_code == 200, response.content
+
+    # when: the order's ledger and the whole ledger, as CSV
+    exports = [
+        csv_rows(api.get(history_url(order.pk), {"format": "csv"})),
+        csv_rows(api.get(ADJUSTMENTS, {"format": "csv", "order": order.pk})),
+    ]
+
+    # then: every text cell starting with = + - @ is prefixed with a quote; numbers are not
+    for rows in exports:
+        assert [
+            (r["delta"], r["quantity_after"], r["actor"], r["reason"], r["idempotency_key"])
+            for r in rows[1:]
+        ] == [
+            ("-5", "5", "'@mallory", '\'=HYPERLINK("http://x","y")', "'@SUM(1)"),
+            ("2", "7", "'@mallory", "'@SUM(1)", "'+1"),
+            ("-1", "6", "'@mallory", "'-1 broken", "plain-key"),
+        ]
+        assert rows[0]["actor"] == "tester"
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("=1+2", "'=1+2"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@SUM(1)", "'@SUM(1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("a=1", "a=1"),
+        ("", ""),
+        (-5, -5),
+        (0, 0),
+        (None, None),
+    ],
+)
+def test_csv_cells_starting_like_a_formula_are_prefixed_and_numbers_are_not(value, cell):
+    from config.api.csv import csv_cell
+
+    assert csv_cell(value) == cell
+
+
 def test_history_of_unknown_order_is_404_problem(api):
     # when
     as_json = api.get(history_url(99999))

@@ -1,5 +1,4 @@
 import io
-import uuid
 
 import pytest
 from django.core import mail
@@ -101,19 +100,9 @@ def test_relay_outbox_once_publishes_the_backlog(audit):
     assert "published=4" in _run("relay_outbox", "--once")
 
 
-@pytest.fixture
-def durable_queue():
-    """A durable queue name for consume_events, deleted afterwards even if the test fails."""
-    from django.conf import settings as django_settings
-
-    name = f"{django_settings.EVENT_EXCHANGE}.consumer.{uuid.uuid4().hex[:8]}"
-    yield name
-    _delete_queue(name)
-
-
-def test_consume_events_prints_acknowledges_and_deduplicates(audit, durable_queue):
+def test_consume_events_prints_acknowledges_and_deduplicates(audit, consumer_queue):
     # given: a queue bound before the events are relayed
-    queue = durable_queue
+    queue = consumer_queue
     _run("consume_events", "--queue", queue, "--idle-timeout", "0.2")
     _orders(audit, n=2)
     outbox_relay()
@@ -130,11 +119,11 @@ def test_consume_events_prints_acknowledges_and_deduplicates(audit, durable_queu
 
 
 def test_the_cancellation_consumer_sends_one_mail_per_cancelled_order(
-    audit, settings, durable_queue
+    audit, settings, consumer_queue
 ):
     # given
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    queue = durable_queue
+    queue = consumer_queue
     _run("consume_events", "--queue", queue, "--binding", "order.*", "--idle-timeout", "0.2")
     customer = CustomerFactory(email="buyer@example.com")
     product = ProductFactory()
@@ -159,14 +148,6 @@ def test_the_cancellation_consumer_sends_one_mail_per_cancelled_order(
     assert mail.outbox[0].to == ["buyer@example.com"]
     assert mail.outbox[0].subject == f"Order #{order.pk} was cancelled"
     assert "Units released: 4" in mail.outbox[0].body
-
-
-def _delete_queue(name: str) -> None:
-    from django.conf import settings
-    from kombu import Connection
-
-    with Connection(settings.EVENT_BUS_URL) as conn:
-        conn.default_channel.queue_delete(name)
 
 
 def test_verify_ledger_reports_zero_drift_after_the_demo_data():

@@ -537,6 +537,22 @@ def test_totals_can_be_limited_to_one_location(staff_client, tracked, main, stor
     assert (row["locations"], row["total_on_hand"]) == (1, 5)
 
 
+@pytest.mark.parametrize("page", ["9" * 30, "²", "-3", "x"])
+def test_totals_page_number_out_of_reach_shows_a_page_instead_of_failing(
+    staff_client, tracked, main, page
+):
+    # given
+    receive(tracked, main, 10)
+
+    # when
+    response = staff_client.get(reverse("admin:inventory_stocklevel_totals"), {"p": page})
+
+    # then: a bad number is page 1; a huge one is an empty page, not a bigint overflow
+    assert response.status_code == 200
+    expected = [] if page.isdecimal() else ["TRK-1"]
+    assert [row["product__sku"] for row in response.context["totals"]] == expected
+
+
 def test_stock_list_links_to_the_totals(staff_client):
     response = staff_client.get(LEVELS)
     assert reverse("admin:inventory_stocklevel_totals") in response.content.decode()

@@ -1057,6 +1057,27 @@ def test_reservation_with_expires_at_keeps_it(api, stocked):
     assert Reservation.objects.get().expires_at == expires_at
 
 
+def test_reservation_expires_at_is_capped_like_ttl_seconds(api, stocked):
+    # given: one moment just past the 7-day cap of ttl_seconds, one just within it
+    now = timezone.now()
+    too_late = now + timedelta(days=7, seconds=30)
+    in_time = now + timedelta(days=7, seconds=-30)
+    before = counts()
+
+    # when
+    refused = reserve(api, 2, expires_at=too_late.isoformat())
+    written = counts()
+    accepted = reserve(api, 2, expires_at=in_time.isoformat())
+
+    # then: the service refuses it as a field error and writes nothing
+    problem = assert_problem(refused, 400, "validation_error")
+    error = assert_field_error(problem, "expires_at", "invalid")
+    assert "at most 7 days from now" in error["detail"]
+    assert written == before
+    assert accepted.status_code == 201, accepted.content
+    assert parse_datetime(accepted.json()["expires_at"]) == in_time
+
+
 def test_reservation_for_a_backorder_product_records_the_shortfall(api, main):
     # given
     ProductFactory(sku="PRE-1", track_inventory=True, allow_backorder=True)
@@ -1206,6 +1227,9 @@ BAD_RESERVATION_BODIES = [
         _reservation(expires_at="2020-01-01T00:00:00Z"), "expires_at", "invalid", id="past"
     ),
     pytest.param(_reservation(expires_at=5), "expires_at", "invalid", id="expires-number"),
+    pytest.param(
+        _reservation(expires_at="9999-12-31T23:59:59Z"), "expires_at", "invalid", id="year-9999"
+    ),
     pytest.param(
         _reservation(expires_at=_in(hours=1), ttl_seconds=60),
         "non_field_errors",

@@ -315,6 +315,33 @@ def test_history_filters_by_movement_reference_and_time(api, stocked):
     assert before == []
 
 
+def test_history_csv_neutralises_formulas_in_text_but_keeps_negative_deltas(api, places):
+    # given: movements whose reasons and keys a spreadsheet would run as formulas
+    ProductFactory(sku="TRK-9", name="Widget", track_inventory=True)
+    for path, body, key in [
+        ("receive/", {"quantity": 10, "reason": '=HYPERLINK("http://x","y")'}, "@SUM(1)"),
+        ("adjust/", {"delta": -5, "reason": "@SUM(1)"}, "-2"),
+    ]:
+        response = api.post(
+            f"{STOCK}{path}",
+            {"sku": "TRK-9", "location": "MAIN", **body},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=key,
+        )
+        assert response.status_code == 200, response.content
+
+    # when
+    rows = csv_rows(api.get(HISTORY, {"format": "csv", "sku": "TRK-9"}))
+
+    # then
+    assert [
+        (r["delta_on_hand"], r["on_hand_after"], r["reason"], r["idempotency_key"]) for r in rows
+    ] == [
+        ("10", "10", '\'=HYPERLINK("http://x","y")', "'@SUM(1)"),
+        ("-5", "5", "'@SUM(1)", "'-2"),
+    ]
+
+
 def test_history_refuses_naive_times_and_unknown_movements(api, db):
     assert field_errors(api.get(HISTORY, {"since": "2026-01-01T00:00:00"})) == {"since"}
     assert field_errors(api.get(HISTORY, {"until": "yesterday"})) == {"until"}

@@ -502,6 +502,51 @@ def test_integrators_have_no_admin(client, user_with_role, make_order, product, 
     assert response.url.startswith(reverse("admin:login"))
 
 
+def test_an_integrator_made_staff_by_mistake_still_cannot_change_an_order(
+    client, user_with_role, make_order, product
+):
+    # given: an integrator whose is_staff flag was switched on
+    order = make_order(lines={product.sku: 100})
+    integrator = user_with_role("integrator")
+    integrator.is_staff = True
+    integrator.save()
+    client.force_login(integrator)
+    form = change_form_data(order, quantities={product.sku: 1}, reason="sneaky")
+
+    # when
+    index = client.get(reverse("admin:index"))
+    change_page = client.get(change_url(order))
+    change_post = client.post(change_url(order), form)
+    changelist = client.get(reverse("admin:orders_order_changelist"))
+    add_page = client.get(reverse("admin:orders_order_add"))
+
+    # then: the admin lets them in but shows and changes nothing
+    assert index.status_code == 200
+    assert index.context["app_list"] == []
+    assert [change_page.status_code, change_post.status_code] == [403, 403]
+    assert [changelist.status_code, add_page.status_code] == [403, 403]
+    assert quantity_of(order, product) == 100
+    assert integrator.get_all_permissions() == set()
+
+
+def test_integrators_still_write_through_the_api(api_client_for, make_order, product):
+    # given: an integrator, whose group holds no model permission
+    api = api_client_for("integrator")
+    order = make_order(lines={product.sku: 100})
+
+    # when
+    response = api.post(
+        f"/api/v1/orders/{order.pk}/adjust/",
+        {"sku": product.sku, "delta": -5, "reason": "broken"},
+        format="json",
+    )
+
+    # then
+    assert response.status_code == 200, response.content
+    assert quantity_of(order, product) == 95
+    assert api.user.get_all_permissions() == set()
+
+
 def test_line_charts_step_through_the_quantities_on_a_shared_time_axis():
     # given
     start = datetime(2025, 1, 1, tzinfo=UTC)
