@@ -12,6 +12,28 @@ def pytest_configure(config):
     problems = missing_services()
     if problems:
         raise pytest.UsageError("Required services are down:\n  " + "\n  ".join(problems))
+    # Before any test database is migrated: `migrate` grants this role its privileges.
+    from django.conf import settings
+
+    from tests import database
+
+    database.runtime_role_ensure(database.owner_dsn(), settings.DATABASE_RUNTIME_ROLE)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """The test database was created and migrated as the owner; the tests run as the
+    least-privileged runtime role, as the application does (tests/database.py)."""
+    from django.conf import settings
+    from django.db import connections
+
+    from tests import database
+
+    owner = database.remember_owner()
+    database.flush_as_owner(owner, connections["default"].settings_dict["NAME"])
+    database.connect_as(settings.DATABASE_RUNTIME_ROLE)
+    yield
+    database.connect_as(owner["user"])
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -108,11 +108,13 @@ HISTORY_PAYLOAD = _payload_sql(
 
 SEED_SQL = [
     # Products: ids 1..50 untracked, 51..60 tracked (RESTART IDENTITY makes this exact).
-    f"""INSERT INTO inventory_product (sku, name, track_inventory, allow_backorder, created_at)
-        SELECT 'BENCH-U-' || lpad(p::text, 3, '0'), 'Bench untracked ' || p, false, false, now()
+    f"""INSERT INTO inventory_product (
+           sku, name, track_inventory, allow_backorder, created_at, version)
+        SELECT 'BENCH-U-' || lpad(p::text, 3, '0'), 'Bench untracked ' || p, false, false, now(), 1
         FROM generate_series(0, {UNTRACKED - 1}) AS p ORDER BY p""",
-    f"""INSERT INTO inventory_product (sku, name, track_inventory, allow_backorder, created_at)
-        SELECT 'BENCH-T-' || lpad(p::text, 2, '0'), 'Bench tracked ' || p, true, false, now()
+    f"""INSERT INTO inventory_product (
+           sku, name, track_inventory, allow_backorder, created_at, version)
+        SELECT 'BENCH-T-' || lpad(p::text, 2, '0'), 'Bench tracked ' || p, true, false, now(), 1
         FROM generate_series(0, {TRACKED - 1}) AS p ORDER BY p""",
     """INSERT INTO inventory_location (code, name, type, address, active, priority, created_at)
        VALUES ('BENCH-WH', 'Bench warehouse', 'warehouse', '', true, 100, now())""",
@@ -235,7 +237,11 @@ def seed() -> dict:
 
     started = time.perf_counter()
     with transaction.atomic():
+        # The ledgers refuse TRUNCATE (history migration 0012); the bench connects as the
+        # superuser, who alone may switch the triggers off, and only for the TRUNCATE.
+        _execute("SET LOCAL session_replication_role = replica")
         _execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
+        _execute("SET LOCAL session_replication_role = origin")
         for statement in SEED_SQL:
             _execute(statement)
     filled = time.perf_counter() - started

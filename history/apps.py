@@ -9,6 +9,7 @@ class HistoryConfig(AppConfig):
         # `tasks` is imported to register the tasks in every process, not only in Celery
         # workers (which discover them): commits kick the relay task by name.
         from django.db.backends.signals import connection_created
+        from django.db.models.signals import post_migrate
 
         from config import health, metrics
         from history import cache, monitoring, tasks
@@ -18,4 +19,17 @@ class HistoryConfig(AppConfig):
         health.report_register("projections", monitoring.projections_report)
         metrics.on_scrape(monitoring.metrics_scrape)
         connection_created.connect(cache.namespace_forget)
+        post_migrate.connect(_grant_runtime_role, sender=self)
         del tasks
+
+
+def _grant_runtime_role(using: str, **kwargs) -> None:
+    """After `migrate` (run as the owner), DATABASE_RUNTIME_ROLE gets its privileges."""
+    from django.conf import settings
+    from django.db import connections
+
+    from history.services import runtime_role_grant
+
+    role = settings.DATABASE_RUNTIME_ROLE
+    if role and connections[using].settings_dict["USER"] != role:
+        runtime_role_grant(role=role)

@@ -1,14 +1,22 @@
 """Writes of the history app that are not recordings of a change (those go through
-`history.recorder`): outbox housekeeping, idempotency records, consumed-event records and
-the instance id."""
+`history.recorder`): outbox housekeeping, idempotency records, consumed-event records,
+the instance id, and the runtime role's privileges."""
 
 import uuid
 from datetime import timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg import sql
 
-from history.models import ConsumedEvent, IdempotencyRecord, Instance, OutboxEvent
+from history.models import (
+    ConsumedEvent,
+    IdempotencyRecord,
+    Instance,
+    OrderLedgerEntry,
+    OutboxEvent,
+    StockLedgerEntry,
+)
 from history.relay import outbox_kick
 
 
@@ -87,3 +95,28 @@ def instance_id_rotate() -> tuple[uuid.UUID | None, uuid.UUID]:
         instance.instance_id = uuid.uuid4()
         instance.save()
     return old, instance.instance_id
+
+
+APPEND_ONLY_TABLES = (OrderLedgerEntry._meta.db_table, StockLedgerEntry._meta.db_table)
+
+
+def runtime_role_grant(*, role: str) -> None:
+    """Give the role the application runs as exactly what it needs, and no more: read and
+    write the state tables, only INSERT and SELECT on the append-only ledgers, read the
+    migration record, use the sequences. It owns nothing, so it can neither TRUNCATE nor
+    disable a trigger. Run as the tables' owner, after every migration (history.apps)."""
+    name = sql.Identifier(role)
+    ledgers = sql.SQL(", ").join(sql.Identifier(table) for table in APPEND_ONLY_TABLES)
+    statements = [
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(name),
+        sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {}").format(name),
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(
+            name
+        ),
+        sql.SQL("REVOKE UPDATE, DELETE ON {} FROM {}").format(ledgers, name),
+        sql.SQL("REVOKE INSERT, UPDATE, DELETE ON django_migrations FROM {}").format(name),
+        sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(name),
+    ]
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)

@@ -143,6 +143,12 @@ def _default_database() -> dict:
 
 
 DATABASES = {"default": database_settings(_default_database())}
+# The least-privileged role the application runs as (DATABASE_URL's user in production);
+# `migrate`, run as the tables' owner, grants it what it needs (history.services).
+DATABASE_RUNTIME_ROLE = env(
+    "DATABASE_RUNTIME_ROLE",
+    default="" if env("DATABASE_URL", default="") else embedded_postgres.RUNTIME_ROLE,
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="")

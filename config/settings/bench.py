@@ -16,6 +16,8 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = 60
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The bench seeds and measures as the superuser of its own database: no runtime role to grant.
+DATABASE_RUNTIME_ROLE = ""
 
 EVENT_BUS_URL = env("BENCH_EVENT_BUS_URL", default="amqp://guest:guest@127.0.0.1:5672//")
 EVENT_EXCHANGE = env("BENCH_EVENT_EXCHANGE", default="ordertrack-bench.events")

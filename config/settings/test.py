@@ -18,6 +18,8 @@ DATABASES = {
 }
 DATABASES["default"]["TEST"] = {"NAME": f"test_ordertrack_{RUN_ID}"}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+# The role the tests run as, like the application (tests/database.py).
+DATABASE_RUNTIME_ROLE = env("TEST_DATABASE_RUNTIME_ROLE", default="ordertrack_test_app")
 
 REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHES = {

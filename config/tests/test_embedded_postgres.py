@@ -28,10 +28,10 @@ def cli(command: str, data_dir: Path) -> subprocess.CompletedProcess:
     )
 
 
-def connect(data_dir: Path) -> psycopg.Connection:
+def connect(data_dir: Path, user: str = embedded_postgres.USER) -> psycopg.Connection:
     database = embedded_postgres.database_settings(data_dir)
     return psycopg.connect(
-        host=database["HOST"], dbname=database["NAME"], user=database["USER"], autocommit=True
+        host=database["HOST"], dbname=database["NAME"], user=user, autocommit=True
     )
 
 
@@ -80,6 +80,11 @@ def test_a_stopped_server_starts_again_on_the_same_data(data_dir):
     with connect(data_dir) as connection:
         rows = connection.execute("SELECT note FROM kept").fetchall()
     assert rows == [("written before the stop",)]
+    # and the application's own role can log in, owning nothing
+    with connect(data_dir, user=embedded_postgres.RUNTIME_ROLE) as connection:
+        assert connection.execute("SELECT current_user").fetchone() == ("ordertrack_app",)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            connection.execute("SELECT note FROM kept")
 
 
 def test_a_second_start_while_running_keeps_the_same_server(data_dir):
@@ -116,8 +121,14 @@ def test_database_settings_point_at_the_data_directory_while_the_server_is_down(
     # then: usable settings; only connecting would fail
     assert database["ENGINE"] == "django.db.backends.postgresql"
     assert database["NAME"] == "ordertrack"
-    assert database["USER"] == "postgres"
+    assert database["USER"] == embedded_postgres.RUNTIME_ROLE
     assert database["HOST"] == str(data_dir)
+
+
+def test_migrations_may_connect_as_the_owner(data_dir, monkeypatch):
+    monkeypatch.setenv("EMBEDDED_POSTGRES_USER", embedded_postgres.USER)
+
+    assert embedded_postgres.database_settings(data_dir)["USER"] == "postgres"
 
 
 def settings_in_a_subprocess(database_url: str) -> subprocess.CompletedProcess:

@@ -13,7 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import connection
+
+from tests import database
 
 BASE_DIR = Path(settings.BASE_DIR)
 
@@ -52,48 +53,37 @@ for command, *args in (argument.split(":") for argument in sys.argv[1:]):
 """
 
 
-def _admin(sql: str) -> None:
-    db = connection.settings_dict
-    with psycopg.connect(
-        host=db["HOST"] or "127.0.0.1",
-        port=db["PORT"] or 5432,
-        user=db["USER"],
-        password=db["PASSWORD"] or None,
-        dbname="postgres",
-        autocommit=True,
-    ) as admin:
-        admin.execute(sql)
+def _admin(statement: str) -> None:
+    with psycopg.connect(**database.owner_dsn(), dbname="postgres", autocommit=True) as admin:
+        admin.execute(statement)
 
 
-def _url(name: str) -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return (
-        f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{name}"
-    )
+def _url(name: str, user: str) -> str:
+    owner = database.owner_dsn()
+    password = f":{owner['password']}" if owner["password"] and user == owner["user"] else ""
+    return f"postgres://{user}{password}@{owner['host']}:{owner['port']}/{name}"
 
 
 class Database:
-    """One database of its own, served by separate processes that share the run's Redis."""
+    """One database of its own, served by separate processes that share the run's Redis:
+    migrated by the owner, used by the runtime role, as a deployment would."""
 
     def __init__(self, name: str):
         self.name = name
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            "TEST_DATABASE_URL": _url(name),
-        }
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
 
-    def manage(self, *args: str) -> str:
-        return self._run([sys.executable, "manage.py", *args])
+    def manage(self, *args: str, owner: bool = False) -> str:
+        return self._run([sys.executable, "manage.py", *args], owner=owner)
 
     def client(self, *commands: str) -> list:
         out = self._run([sys.executable, "-c", _CLIENT, *commands])
         return [json.loads(line) for line in out.splitlines()]
 
-    def _run(self, argv: list[str]) -> str:
+    def _run(self, argv: list[str], owner: bool = False) -> str:
+        user = database.owner_dsn()["user"] if owner else settings.DATABASE_RUNTIME_ROLE
+        env = {**self.env, "TEST_DATABASE_URL": _url(self.name, user)}
         done = subprocess.run(
-            argv, cwd=BASE_DIR, env=self.env, capture_output=True, text=True, timeout=120
+            argv, cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120
         )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
@@ -110,7 +100,7 @@ def databases():
         database = Database(f"ordertrack_ns_{label}_{suffix}")
         _admin(f'CREATE DATABASE "{database.name}"')
         made.append(database.name)
-        database.manage("migrate", "-v", "0")
+        database.manage("migrate", "-v", "0", owner=True)
         return database
 
     def copy(source: Database, label: str) -> Database:
