@@ -53,12 +53,14 @@ def _own_exchange_deleted_at_the_end():
 
 
 @pytest.fixture(autouse=True)
-def _fresh_token_cache():
-    from config.api.authentication import clear_cache
+def _token_cache_breaker_closed():
+    """A test that cut Redis leaves the token cache's breaker open for seconds; the next
+    test starts with it closed."""
+    from config import token_cache
 
-    clear_cache()
+    token_cache._broken_until = 0.0
     yield
-    clear_cache()
+    token_cache._broken_until = 0.0
 
 
 @pytest.fixture
@@ -117,14 +119,16 @@ def user_with_role(db):
 
 @pytest.fixture
 def api_client_for(user_with_role):
-    """An APIClient authenticated by token as a fresh user with the given role."""
-    from rest_framework.authtoken.models import Token
+    """An APIClient authenticated by token as a fresh user with the given role; `client.token`
+    is its ApiToken, `client.key` the token string."""
+    from config.tokens import api_token_create
 
     def make(role: str | None = "integrator"):
         user = user_with_role(role)
+        issued = api_token_create(user=user, name="test")
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-        client.user = user
+        client.credentials(HTTP_AUTHORIZATION=f"Token {issued.key}")
+        client.user, client.token, client.key = user, issued.token, issued.key
         return client
 
     return make

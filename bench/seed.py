@@ -221,11 +221,12 @@ def ensure_database() -> str:
 
 
 def token_for(username: str = USERNAME) -> str:
-    """An integrator's API token (issue_token creates the user and the token if needed)."""
+    """A new API token for the benchmark's integrator (issue_token creates the user if
+    needed; each call issues a token of its own, valid for a day)."""
     from django.core.management import call_command
 
     out = io.StringIO()
-    call_command("issue_token", username, role="integrator", stdout=out)
+    call_command("issue_token", username, role="integrator", name="bench", days=1, stdout=out)
     return out.getvalue().strip().splitlines()[-1]
 
 

@@ -1,4 +1,5 @@
-"""The three kinds of user are Django groups, created by a data migration in `orders`."""
+"""The three kinds of user are Django groups, created by a data migration in `orders` (and
+updated by every migration that adds a model the roles must see)."""
 
 from enum import StrEnum
 
@@ -47,6 +48,10 @@ VISIBLE_MODELS = {
         "skustocktotals",
     ],
 }
+# Every user's API tokens, in the admin: staff see and revoke them, auditors see them (a
+# token has no add, change or delete permission). Integrators have no admin: they manage
+# their own tokens through the API, as every role does.
+TOKEN_MODELS = {"config": ["apitoken"]}
 EDITABLE_MODELS = [
     "order",
     "orderline",
@@ -67,10 +72,10 @@ def roles_ensure(*, group_model=None, permission_model=None) -> None:
 
         group_model, permission_model = Group, Permission
 
-    def perms(actions, models):
+    def perms(actions, models, apps=VISIBLE_MODELS):
         return list(
             permission_model.objects.filter(
-                content_type__app_label__in=VISIBLE_MODELS,
+                content_type__app_label__in=apps,
                 content_type__model__in=models,
                 codename__in=[f"{a}_{m}" for a in actions for m in models],
             )
@@ -79,10 +84,13 @@ def roles_ensure(*, group_model=None, permission_model=None) -> None:
     every_model = [model for models in VISIBLE_MODELS.values() for model in models]
     viewing = perms(["view"], every_model)
     editing = perms(["add", "change"], EDITABLE_MODELS)
+    token_models = [model for models in TOKEN_MODELS.values() for model in models]
+    tokens_viewing = perms(["view"], token_models, TOKEN_MODELS)
+    tokens_revoking = perms(["revoke"], token_models, TOKEN_MODELS)
     for role, permissions in (
-        (Role.STAFF, viewing + editing),
+        (Role.STAFF, viewing + editing + tokens_viewing + tokens_revoking),
         (Role.INTEGRATOR, []),
-        (Role.AUDITOR, viewing),
+        (Role.AUDITOR, viewing + tokens_viewing),
     ):
         group, _ = group_model.objects.get_or_create(name=role)
         group.permissions.set(permissions)

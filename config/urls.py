@@ -3,6 +3,7 @@ from django.urls import include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config import health, metrics
+from config.api import tokens
 from config.api.converters import IdConverter
 from config.api.problems import problem_response
 
@@ -18,6 +19,8 @@ def api_not_found(request, rest: str):
 
 
 api_v1 = [
+    path("tokens/", tokens.ApiTokenListCreateApi.as_view(), name="token-list"),
+    path("tokens/<id:token_id>/revoke/", tokens.ApiTokenRevokeApi.as_view(), name="token-revoke"),
     path("", include("orders.urls")),
     path("", include("history.urls")),
     path("", include("inventory.query_urls")),

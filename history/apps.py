@@ -11,7 +11,7 @@ class HistoryConfig(AppConfig):
         from django.db.backends.signals import connection_created
         from django.db.models.signals import post_migrate
 
-        from config import health, metrics
+        from config import health, metrics, token_cache
         from history import cache, monitoring, tasks
         from history.selectors import outbox_backlog
 
@@ -20,6 +20,8 @@ class HistoryConfig(AppConfig):
         metrics.on_scrape(monitoring.metrics_scrape)
         connection_created.connect(cache.namespace_forget)
         post_migrate.connect(_grant_runtime_role, sender=self)
+        # Token cache keys carry the database's instance id too (config cannot read it).
+        token_cache.namespace_register(cache.namespace)
         del tasks
 
 

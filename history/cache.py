@@ -72,11 +72,17 @@ def namespace_forget(**kwargs) -> None:
     _namespace = None
 
 
-def _key(aggregate_type: str, aggregate_id: str) -> str:
+def namespace() -> str:
+    """This database's instance id (hex), read once per connection: every cache key carries
+    it (the API token cache's too: `history.apps` hands it to `config.token_cache`)."""
     global _namespace
     if _namespace is None:
         _namespace = Instance.objects.get_or_create(pk=1)[0].instance_id.hex
-    return cache.make_key(f"{_namespace}:{aggregate_type}:v1:{aggregate_id}")
+    return _namespace
+
+
+def _key(aggregate_type: str, aggregate_id: str) -> str:
+    return cache.make_key(f"{namespace()}:{aggregate_type}:v1:{aggregate_id}")
 
 
 def _client():

@@ -56,6 +56,18 @@ def connect_as(user: str) -> None:
     connections["default"].close()
 
 
+@contextlib.contextmanager
+def acting_as_owner():
+    """Run the block's queries as the owner, as `migrate` does (needs a transactional test:
+    the connection is replaced)."""
+    runtime = connections["default"].settings_dict["USER"]
+    connect_as(owner_dsn()["user"])
+    try:
+        yield
+    finally:
+        connect_as(runtime)
+
+
 def flush_as_owner(owner: dict, database_name: str) -> None:
     """Make Django's flush (TRUNCATE of every table) run as the owner, triggers off."""
 

@@ -2,9 +2,9 @@
 read and write. Token and session authentication both work."""
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from config.tokens import api_token_create
 from history.models import IdempotencyRecord, OrderLedgerEntry, OutboxEvent, StockLedgerEntry
 from inventory.models import Location, Product, Reservation, StockLevel, Transfer
 from inventory.services import location_create, reservation_create, stock_receive, transfer_create
@@ -301,13 +301,13 @@ def test_inactive_user_token_is_refused(objects):
     # given
     user = UserFactory(role="integrator", is_active=False)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user, name='t').key}")
 
     # when
     response = client.get("/api/v1/orders/")
 
     # then
-    assert_problem(response, 401, "authentication_failed")
+    assert_problem(response, 401, "user_inactive")
 
 
 def test_writes_record_the_authenticated_user_as_actor(api_client_for, objects):

@@ -12,3 +12,13 @@ class IsIntegratorOrStaff(BasePermission):
     def has_permission(self, request, view) -> bool:
         roles = READERS if request.method in SAFE_METHODS else WRITERS
         return user_has_role(request.user, roles)
+
+
+class HasAnyRole(BasePermission):
+    """Any role, auditors included, reads and writes: for what a caller does to its own
+    things (its API tokens)."""
+
+    message = "Your role does not allow this request."
+
+    def has_permission(self, request, view) -> bool:
+        return user_has_role(request.user, READERS)

@@ -1,5 +1,6 @@
 """OpenAPI: every operation documents its problem-details error responses."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 
@@ -33,6 +34,7 @@ _ERRORS = {
     "401": "Not authenticated.",
     "403": "Authenticated, but the role does not allow this.",
     "404": "Not found.",
+    "429": "Rate limit exceeded (per role and token); retry after `Retry-After` seconds.",
 }
 _WRITE_ERRORS = {
     "409": "Domain conflict, or the same Idempotency-Key is still in flight.",
@@ -45,7 +47,10 @@ class ProblemAutoSchema(AutoSchema):
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         errors = dict(_ERRORS)
-        if self.method in ("POST", "PATCH", "PUT", "DELETE"):
+        # Writes that take Idempotency-Key (history.idempotency.IdempotentMixin); the
+        # others (the caller's API tokens) have none of these.
+        idempotent = self.method in getattr(self.view, "idempotent_methods", ())
+        if self.method in ("POST", "PATCH", "PUT", "DELETE") and idempotent:
             errors.update(_WRITE_ERRORS)
         problem = self.resolve_serializer(ProblemSerializer, "response").ref
         for code, description in errors.items():
@@ -65,3 +70,17 @@ class ProblemAutoSchema(AutoSchema):
             outer, inner = qualname.rsplit(".", 1)
             return outer.removesuffix("Api") + inner.removesuffix("Serializer")
         return super().get_serializer_name(serializer, direction)
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "config.api.authentication.ApiTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token ot_<prefix>_<secret>`, from `manage.py issue_token` or "
+            "POST /api/v1/tokens/ (with a signed-in session).",
+        }

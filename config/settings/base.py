@@ -3,6 +3,7 @@ environment or a `.env` file; with nothing set the project runs on the embedded 
 (an embedded PostgreSQL server under var/postgres, no Redis: the order cache is off, a
 filesystem broker) and needs nothing but Python."""
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,13 +31,15 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "drf_standardized_errors",
     "django_prometheus",
     "csp",
+    "axes",
+    # The ground (roles, API plumbing) is an app for its one model, the API tokens.
+    "config",
     "inventory",
     "orders",
     "history",
@@ -54,6 +57,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # The admin login limiter (AXES_* below): answers a locked-out login with 429.
+    "axes.middleware.AxesMiddleware",
 ]
 # django-prometheus's request metrics (`django_http_*` at /metrics), first and last so they
 # time the whole stack. About 40-55 us a request; METRICS_HTTP=false leaves them out (the
@@ -170,6 +175,13 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# django-axes first: it refuses a locked-out username + address before any password is
+# checked, and records every failure (AXES_* settings below).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -191,7 +203,7 @@ STORAGES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "config.api.authentication.CachedTokenAuthentication",
+        "config.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["config.api.permissions.IsIntegratorOrStaff"],
@@ -208,6 +220,19 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "config.api.schema.ProblemAutoSchema",
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Rate limits per role and per token, counted in the default cache (Redis with
+    # REDIS_URL): config/api/throttling.py. A rate is N/second|minute|hour|day, or off.
+    "DEFAULT_THROTTLE_CLASSES": ["config.api.throttling.RoleRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "integrator": env("THROTTLE_INTEGRATOR", default="6000/minute"),
+        "staff": env("THROTTLE_STAFF", default="1200/minute"),
+        "auditor": env("THROTTLE_AUDITOR", default="600/minute"),
+        "csv_export": env("THROTTLE_CSV_EXPORT", default="60/hour"),
+        "anon": env("THROTTLE_ANON", default="60/minute"),
+    },
+    # Proxies in front that append to X-Forwarded-For (0: use REMOTE_ADDR, ignore the header):
+    # the client address of the anonymous rate limit and of the admin login limit.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 
 DRF_STANDARDIZED_ERRORS = {
@@ -265,10 +290,26 @@ CELERY_TIMEZONE = TIME_ZONE
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 # API request bodies above this get 413 before anything reads them (config.middleware).
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
-# How long a process trusts a token (and the roles of its user) before looking again.
-AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=30.0)
+# API tokens (config.tokens): the lifetime of a new token unless its creator picks one, and
+# the longest one may pick.
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=90)
+API_TOKEN_MAX_DAYS = env.int("API_TOKEN_MAX_DAYS", default=365)
+# With REDIS_URL: how long a token lookup is cached (config.token_cache; every revocation,
+# user and role change invalidates it at once). 0: every token request reads the database.
+API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=60)
 
 LOGIN_URL = "admin:login"
+
+# Admin login limiter (django-axes): after AXES_FAILURE_LIMIT failed logins of one username
+# from one address, that pair is locked out (429) for AXES_COOLOFF_MINUTES; a failure during
+# the lockout starts it again, a successful login clears the count. Attempts, lockouts and
+# logins are in the admin (Axes); `manage.py axes_reset` unlocks everyone.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The client address as the rate limits see it (NUM_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "config.api.throttling.client_ip"
 
 LOGGING = {
     "version": 1,
@@ -276,7 +317,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        # Not its start-up banner in every command's output; failed logins still are logged.
+        "axes.apps": {"level": "WARNING"},
+    },
 }
 
 # Outbox relay (history/relay.py).

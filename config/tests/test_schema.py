@@ -56,6 +56,11 @@ WRITES = [
     ("/api/v1/reservations/{reservation_id}/confirm/", "post"),
     ("/api/v1/reservations/{reservation_id}/cancel/", "post"),
 ]
+TOKENS = [
+    ("/api/v1/tokens/", "get"),
+    ("/api/v1/tokens/", "post"),
+    ("/api/v1/tokens/{token_id}/revoke/", "post"),
+]
 ORDER_WRITES = [
     ("/api/v1/orders/{order_id}/", "patch"),
     ("/api/v1/orders/{order_id}/adjust/", "post"),
@@ -141,7 +146,38 @@ def test_pages_carry_a_csp_that_allows_only_their_own_scripts(path):
 def test_schema_lists_every_endpoint(schema):
     # then
     documented = {(path, method) for path, ops in schema["paths"].items() for method in ops}
-    assert set(READS + WRITES) <= documented
+    assert set(READS + WRITES + TOKENS) <= documented
+
+
+@pytest.mark.parametrize(("path", "method"), READS + WRITES + TOKENS)
+def test_every_operation_documents_the_rate_limit(schema, path, method):
+    # then
+    response = _operation(schema, path, method)["responses"]["429"]
+    assert "Retry-After" in response["description"]
+    assert response["content"][PROBLEM]["schema"]["$ref"] == PROBLEM_REF
+
+
+@pytest.mark.parametrize(("path", "method"), TOKENS)
+def test_token_operations_claim_no_idempotency_or_preconditions(schema, path, method):
+    # given
+    operation = _operation(schema, path, method)
+
+    # then
+    assert "Idempotency-Key" not in _header_params(operation)
+    assert not {"409", "412", "422"} & set(operation["responses"])
+    assert {name for req in operation["security"] for name in req} == {"tokenAuth", "cookieAuth"}
+
+
+def test_token_creation_documents_the_token_shown_once(schema):
+    # given
+    created = _operation(schema, "/api/v1/tokens/", "post")["responses"]["201"]
+    ref = created["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+
+    # then
+    properties = schema["components"]["schemas"][ref]["properties"]
+    assert "token" in properties and "digest" not in properties
+    listed = schema["components"]["schemas"]["ApiTokenOutput"]["properties"]
+    assert "token" not in listed and "digest" not in listed
 
 
 def test_descriptions_do_not_leak_implementation_docstrings(schema):

@@ -25,13 +25,17 @@ _CLIENT = """
 import json, sys
 import django
 django.setup()
+from datetime import timedelta
 from django.test import Client
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
+from config.models import ApiToken
+from config.tokens import token_digest
 from history.audit import SYSTEM
 from inventory.services import product_create
 from orders.services import order_adjust, order_create
 from tests.factories import UserFactory
 
+SECRET = "k" * 43  # a token known in advance, so that later processes can use it
 for command, *args in (argument.split(":") for argument in sys.argv[1:]):
     result = None
     if command == "seed":
@@ -40,13 +44,17 @@ for command, *args in (argument.split(":") for argument in sys.argv[1:]):
         order = order_create(
             customer_id=None, reference=reference, lines={sku: quantity}, audit=SYSTEM
         )
-        Token.objects.create(user=UserFactory(username="reader", role="integrator"), key="k" * 40)
+        ApiToken.objects.create(
+            user=UserFactory(username="reader", role="integrator"), name="reader",
+            prefix="reader00", digest=token_digest(SECRET),
+            expires_at=timezone.now() + timedelta(days=1),
+        )
         result = {"order": order.pk}
     elif command == "adjust":
         order_adjust(order_id=1, deltas={args[0]: int(args[1])}, audit=SYSTEM)
     elif command == "get":
         response = Client(HTTP_HOST="localhost").get(
-            "/api/v1/orders/1/", HTTP_AUTHORIZATION="Token " + "k" * 40
+            "/api/v1/orders/1/", HTTP_AUTHORIZATION="Token ot_reader00_" + SECRET
         )
         result = {"cache": response["X-Cache"], "order": json.loads(response.content)}
     print(json.dumps(result))

@@ -6,9 +6,9 @@ import threading
 import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection, transaction
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from config.tokens import api_token_create
 from history.idempotency import _lock_id
 from history.models import IdempotencyRecord, OrderLedgerEntry, OutboxEvent
 from inventory.models import Product
@@ -464,7 +464,7 @@ def _token_client(username: str, role: str = "integrator") -> APIClient:
     user = User.objects.create_user(username, password="pw-for-tests-1")
     user.groups.add(group)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user, name='t').key}")
     client.user = user
     return client
 

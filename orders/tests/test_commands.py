@@ -1,12 +1,15 @@
 import io
 from collections import defaultdict
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from config.models import ApiToken
 from history.models import OrderLedgerEntry, OutboxEvent, StockLedgerEntry, StockMovementType
 from history.selectors import order_replay, order_timeline
 from inventory.models import (
@@ -58,16 +61,56 @@ def test_issue_token_gives_admin_roles_staff_status(role, group):
     assert user.groups.filter(name=group).exists()
 
 
-def test_issue_token_prints_the_same_token_on_rerun():
+def test_issue_token_twice_gives_two_different_tokens_that_both_work():
     # given
     first = last_line(run("issue_token", "alice", role="integrator"))
 
     # when
-    second = last_line(run("issue_token", "alice", role="integrator"))
+    output = run("issue_token", "alice", role="integrator")
+    second = last_line(output)
 
     # then
-    assert first == second
+    assert first != second
+    assert "shown only once" in output
     assert get_user_model().objects.filter(username="alice").count() == 1
+    assert ApiToken.objects.filter(user__username="alice").count() == 2
+    for token in (first, second):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        assert client.get("/api/v1/orders/").status_code == 200
+
+
+def test_issue_token_takes_a_name_and_a_lifetime():
+    # when
+    before = timezone.now()
+    run("issue_token", "alice", role="auditor", name="export-job", days=7)
+
+    # then
+    token = ApiToken.objects.get(user__username="alice")
+    assert token.name == "export-job"
+    assert before + timedelta(days=7) <= token.expires_at <= timezone.now() + timedelta(days=7)
+
+
+def test_issue_token_default_lifetime_is_api_token_ttl_days(settings):
+    # given
+    settings.API_TOKEN_TTL_DAYS = 3
+
+    # when
+    run("issue_token", "alice", role="integrator")
+
+    # then
+    token = ApiToken.objects.get(user__username="alice")
+    assert token.expires_at - token.created_at == timedelta(days=3)
+
+
+def test_issue_token_refuses_a_lifetime_beyond_the_maximum(settings):
+    # given
+    settings.API_TOKEN_MAX_DAYS = 30
+
+    # when / then
+    with pytest.raises(CommandError, match="from 1 to 30 days, not 31"):
+        run("issue_token", "alice", role="integrator", days=31)
+    assert not ApiToken.objects.exists()
 
 
 def test_issue_token_refuses_an_unknown_role():

@@ -1,0 +1,113 @@
+"""Rate limits (DRF throttling): per role, and per token.
+
+Every API request counts against one bucket, chosen here (scope, rate setting, keyed by):
+- a CSV export (`?format=csv`, any role; auditors are who use them): `csv_export`,
+  THROTTLE_CSV_EXPORT, per token;
+- an integrator: `integrator`, THROTTLE_INTEGRATOR, per token;
+- staff (order_staff, superusers): `staff`, THROTTLE_STAFF, per token;
+- an auditor: `auditor`, THROTTLE_AUDITOR, per token;
+- anonymous: `anon`, THROTTLE_ANON, per client address (a user with no role: per token).
+
+"Per token" is the API token (request.auth) of a token request, the user for a session. A
+user with several roles gets the most generous rate among them. A rate is `N/second`,
+`N/minute`, `N/hour` or `N/day`, or `off`.
+
+Counts are fixed windows (one counter per bucket and window, `incr` in one round trip) in
+Django's default cache: Redis when REDIS_URL is set, shared by every process; local memory
+in the embedded default (per process). If the cache cannot be reached, requests are let
+through. A refused request is 429 problem details with `Retry-After` (the seconds left in the
+window). Requests without valid credentials are refused (401) before any rate is counted."""
+
+import time
+
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
+
+from config.api.authentication import AuthenticatedToken
+from config.roles import Role, user_roles
+
+_clock = time.time
+PERIODS = {"s": 1, "m": 60, "h": 60 * 60, "d": 24 * 60 * 60}
+ROLE_SCOPES = {Role.INTEGRATOR: "integrator", Role.STAFF: "staff", Role.AUDITOR: "auditor"}
+
+
+def parse_rate(rate: str | None) -> tuple[int, int] | None:
+    """'6000/minute' -> (6000, 60); 'off', '' or None -> None (no limit)."""
+    if not rate or rate.strip().lower() in ("off", "none"):
+        return None
+    count, _, period = rate.partition("/")
+    seconds = PERIODS.get(period.strip()[:1].lower())
+    if seconds is None or not count.strip().isdigit():
+        raise ValueError(f"A rate is N/second, N/minute, N/hour or N/day, or off; not {rate!r}.")
+    return int(count), seconds
+
+
+def rates_check() -> None:
+    for scope, rate in api_settings.DEFAULT_THROTTLE_RATES.items():
+        try:
+            parse_rate(rate)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"Rate limit {scope!r}: {exc}") from exc
+
+
+def client_ip(request) -> str:
+    """The client's address: REMOTE_ADDR, or with NUM_PROXIES trusted proxies in front, the
+    address the outermost of them saw in X-Forwarded-For. django-axes uses it too."""
+    return BaseThrottle().get_ident(request)
+
+
+def _hit(key: str, seconds: int) -> int | None:
+    """Count one request in the window's counter; None if the cache is unreachable."""
+    try:
+        return cache.incr(key)
+    except ValueError:  # the window's first request
+        if cache.add(key, 1, timeout=seconds + 1):
+            return 1
+        try:
+            return cache.incr(key)
+        except ValueError:
+            return None
+
+
+class RoleRateThrottle(BaseThrottle):
+    def __init__(self):
+        self._wait: float | None = None
+
+    def scope_and_ident(self, request) -> tuple[str, str]:
+        user = request.user
+        if not user or not user.is_authenticated:
+            return "anon", f"ip:{client_ip(request)}"
+        auth = request.auth
+        ident = f"token:{auth.id}" if isinstance(auth, AuthenticatedToken) else f"user:{user.pk}"
+        if getattr(getattr(request, "accepted_renderer", None), "format", None) == "csv":
+            return "csv_export", ident
+        rates = api_settings.DEFAULT_THROTTLE_RATES
+        scopes = ["staff"] if user.is_superuser else []
+        scopes += [ROLE_SCOPES[role] for role in user_roles(user) if role in ROLE_SCOPES]
+        if not scopes:
+            return "anon", ident
+        return max(scopes, key=lambda scope: _per_second(rates.get(scope))), ident
+
+    def allow_request(self, request, view) -> bool:
+        scope, ident = self.scope_and_ident(request)
+        rate = parse_rate(api_settings.DEFAULT_THROTTLE_RATES.get(scope))
+        if rate is None:
+            return True
+        limit, seconds = rate
+        now = _clock()
+        window = int(now // seconds)
+        count = _hit(f"throttle:{scope}:{ident}:{seconds}:{window}", seconds)
+        if count is None or count <= limit:
+            return True
+        self._wait = (window + 1) * seconds - now
+        return False
+
+    def wait(self) -> float | None:
+        return self._wait
+
+
+def _per_second(rate: str | None) -> float:
+    parsed = parse_rate(rate)
+    return float("inf") if parsed is None else parsed[0] / parsed[1]
