@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path, register_converter
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config import health, metrics
@@ -10,6 +11,7 @@ from config.api.problems import problem_response
 register_converter(IdConverter, "id")
 
 
+@csrf_exempt  # writes nothing; a CSRF refusal would be an HTML page, not a problem
 def api_not_found(request, rest: str):
     # Under /api/ every answer is problem details, an unknown path's too (also with DEBUG).
     hint = " API paths end with a slash." if not request.path.endswith("/") else ""
@@ -36,5 +38,5 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
-    re_path(r"^api/(?P<rest>.*)$", api_not_found),
+    re_path(r"^api/(?P<rest>(?s:.*))$", api_not_found),  # (?s): a newline in the path too
 ]

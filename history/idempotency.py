@@ -74,7 +74,9 @@ class IdempotentMixin:
 
     def dispatch(self, request, *args, **kwargs):
         key = request.headers.get(HEADER)
-        if key is None or request.method not in self.idempotent_methods:
+        # A method the view does not serve is a 405, whatever its key says.
+        serves = hasattr(self, request.method.lower())
+        if key is None or request.method not in self.idempotent_methods or not serves:
             self._idempotency = None
             return super().dispatch(request, *args, **kwargs)
         self._idempotency = _KeyState(key=key)

@@ -15,8 +15,8 @@ from rest_framework.views import APIView
 
 from config.api.common import IDEMPOTENCY_KEY, validated
 from config.api.conditional import etag
-from config.api.fields import StrictIntegerField
-from config.api.filters import IdFilter
+from config.api.fields import NonZeroIntegerField, StrictIntegerField
+from config.api.filters import IdFilter, TrueFalseFilter
 from config.api.serializers import AwareDateTimeField, StrictSerializer
 from history.audit import api_audit
 from history.idempotency import IdempotentMixin
@@ -156,9 +156,7 @@ class LocationOutput(serializers.ModelSerializer):
 
 
 class LocationFilter(django_filters.FilterSet):
-    active = django_filters.TypedChoiceFilter(
-        choices=[("true", "true"), ("false", "false")], coerce=lambda value: value == "true"
-    )
+    active = TrueFalseFilter()
     type = django_filters.ChoiceFilter(choices=LocationType.choices)
 
     class Meta:
@@ -299,7 +297,7 @@ class StockAdjustApi(IdempotentMixin, APIView):
     class InputSerializer(StrictSerializer):
         sku = _sku_field()
         location = _location_field()
-        delta = StrictIntegerField(min_value=-MAX_STOCK_QUANTITY, max_value=MAX_STOCK_QUANTITY)
+        delta = NonZeroIntegerField(min_value=-MAX_STOCK_QUANTITY, max_value=MAX_STOCK_QUANTITY)
         reason = _reason_field()
 
     @extend_schema(

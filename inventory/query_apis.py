@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api.csv import csv_stream_response
+from config.api.fields import FractionField
 from config.api.filters import AwareDateTimeFilter
 from config.api.pagination import OldestFirstPagination, StrictCursorPagination
 from history.models import (
@@ -324,17 +325,12 @@ class StockForecastApi(APIView):
         days = serializers.IntegerField(
             default=28, min_value=1, max_value=365, help_text="Window of past days, today included."
         )
-        alpha = serializers.FloatField(
+        alpha = FractionField(
             default=0.3, help_text="Smoothing factor, 0 < alpha <= 1: higher reacts faster."
         )
         lead_time_days = serializers.IntegerField(
             default=7, min_value=0, max_value=365, help_text="Days from ordering to receipt."
         )
-
-        def validate_alpha(self, value: float) -> float:
-            if not 0 < value <= 1:
-                raise serializers.ValidationError("Must be greater than 0 and at most 1.")
-            return value
 
     @extend_schema(
         operation_id="stock_forecast",

@@ -159,7 +159,9 @@ class OrderDetailApi(IdempotentMixin, APIView):
         operation_id="orders_retrieve",
         parameters=[
             OpenApiParameter(
-                "as_of", str, description="ISO-8601 time with offset: the order as it stood then."
+                "as_of",
+                {"type": "string", "format": "date-time", "minLength": 1},
+                description="ISO-8601 time with offset: the order as it stood then.",
             )
         ],
         responses={200: OrderOutput},

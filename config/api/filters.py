@@ -37,6 +37,16 @@ class AwareDateTimeFilter(django_filters.Filter):
 MAX_ID = 2**63 - 1
 
 
+@extend_schema_field({"type": "string", "enum": ["true", "false"]})
+class TrueFalseFilter(django_filters.TypedChoiceFilter):
+    """`true` or `false`, exactly (anything else is a 400, not a silently ignored filter)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("choices", [("true", "true"), ("false", "false")])
+        kwargs.setdefault("coerce", lambda value: value == "true")
+        super().__init__(*args, **kwargs)
+
+
 @extend_schema_field({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID})
 class IdFilter(django_filters.Filter):
     """A row id: a whole number from 1 to the largest bigint (anything else is a 400,

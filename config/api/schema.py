@@ -44,6 +44,23 @@ _WRITE_ERRORS = {
 
 
 class ProblemAutoSchema(AutoSchema):
+    def _get_filter_parameters(self):
+        # config.api.filters.FilterBackend refuses a filter given empty (400): say so.
+        parameters = super()._get_filter_parameters()
+        for parameter in parameters:
+            schema = parameter.get("schema", {})
+            if schema.get("type") == "string":
+                schema.setdefault("minLength", 1)
+        return parameters
+
+    def _get_pagination_parameters(self):
+        # config.api.pagination.StrictCursorPagination refuses a page_size below 1 (400).
+        parameters = super()._get_pagination_parameters()
+        for parameter in parameters:
+            if parameter.get("name") == "page_size":
+                parameter.setdefault("schema", {})["minimum"] = 1
+        return parameters
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         errors = dict(_ERRORS)

@@ -5,6 +5,7 @@ nothing is written."""
 import orjson
 import pytest
 from django.test import override_settings
+from rest_framework.test import APIClient
 
 from history.models import IdempotencyRecord, OrderLedgerEntry, OutboxEvent
 from orders.models import Order
@@ -87,11 +88,24 @@ def test_too_many_bulk_items_are_refused_before_any_item_is_validated(api):
         ("get", "/api/v1/orders/abc/"),
         ("get", "/api/v1/nothing-here/"),
         ("get", "/api/v1/orders"),
+        ("post", "/api/v1/transfers/%0A1/cancel/"),
     ],
 )
 def test_unknown_api_paths_and_ids_past_bigint_are_404_problems(api, method, path):
     # when
     response = getattr(api, method)(path, {}, format="json")
+
+    # then
+    assert_problem(response, 404, "not_found")
+
+
+def test_a_token_post_to_an_unknown_api_path_is_a_404_problem_not_a_csrf_page(api):
+    # given: a token client whose browser-like stack runs the CSRF middleware's checks
+    client = APIClient(enforce_csrf_checks=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api.key}")
+
+    # when
+    response = client.post("/api/v1/tokens/9223372036854775808/revoke/", {}, format="json")
 
     # then
     assert_problem(response, 404, "not_found")

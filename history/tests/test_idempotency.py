@@ -429,6 +429,21 @@ def test_reads_ignore_the_key(api, order):
     assert IdempotencyRecord.objects.count() == 0
 
 
+def test_a_method_the_endpoint_does_not_serve_is_405_whatever_the_key(api, order):
+    # given: the key is first used for the endpoint's own method
+    url = f"{ORDERS}{order.pk}/cancel/"
+    assert send(api, "post", url, {"reason": "r"}, key="k-405").status_code == 200
+
+    # when: the same key on a method the endpoint does not serve, twice
+    first = send(api, "patch", url, {"reason": "other"}, key="k-405")
+    second = send(api, "patch", url, {"reason": "other"}, key="k-405-new")
+
+    # then: 405, neither a 422 (key reused) nor a stored response
+    assert_problem(first, 405, "method_not_allowed")
+    assert_problem(second, 405, "method_not_allowed")
+    assert IdempotencyRecord.objects.filter(key="k-405-new").count() == 0
+
+
 @pytest.mark.django_db
 def test_forbidden_and_unauthenticated_requests_store_no_key(api_client_for, product):
     # given
