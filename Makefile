@@ -27,6 +27,14 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
+.PHONY: fuzz
+# Schemathesis with a large random sample per operation (make test runs a small fixed one).
+# FUZZ_EXAMPLES sets the sample size.
+FUZZ_EXAMPLES ?= 200
+fuzz: install
+	$(BIN)/python scripts/check_services.py
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -n 2 tests/test_api_fuzz.py
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

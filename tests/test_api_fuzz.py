@@ -12,10 +12,12 @@ unique code or reuse an Idempotency-Key, and those are refused (400, 422) on pur
 the schema can say, it says (non-empty filters, page_size from 1, non-empty lists, a
 non-zero stock delta, the forecast's alpha); that check found those gaps."""
 
+import os
+
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -44,7 +46,10 @@ def _keep_the_test_transaction():
 
 @schema.parametrize()
 @settings(
-    max_examples=15,
+    # `make test` runs a fixed, small sample (the same examples every run, so CI is not a
+    # lottery); `make fuzz` a large random one.
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "15")),
+    derandomize=not os.environ.get("FUZZ_EXAMPLES"),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -52,4 +57,43 @@ def test_every_operation_answers_as_documented(case, staff_token):
     case.call_and_validate(
         headers={"Authorization": f"Token {staff_token}"},
         excluded_checks=[positive_data_acceptance],
+    )
+
+
+def test_sequences_of_calls_answer_as_documented(staff_token):
+    """Stateful: calls chained through the schema's links (create an order, then read,
+    change, adjust, cancel it...), each answer checked as above."""
+
+    headers = {"Authorization": f"Token {staff_token}"}
+
+    class Workflow(schema.as_state_machine()):
+        # Each scenario starts from the same data, or Hypothesis could not replay one.
+        def setup(self):
+            super().setup()
+            self._savepoint = transaction.savepoint()
+
+        def teardown(self):
+            transaction.savepoint_rollback(self._savepoint)
+            super().teardown()
+
+        def get_call_kwargs(self, case):
+            return {"headers": headers}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(
+                response,
+                headers=headers,
+                excluded_checks=[positive_data_acceptance],
+                transport_kwargs=kwargs or None,
+                recorder=self.recorder,
+            )
+
+    Workflow.run(
+        settings=settings(
+            max_examples=int(os.environ.get("FUZZ_EXAMPLES", "15")),
+            derandomize=not os.environ.get("FUZZ_EXAMPLES"),
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
     )

@@ -214,6 +214,7 @@ REST_FRAMEWORK = {
         "drf_orjson_renderer.parsers.ORJSONParser",
         "rest_framework.parsers.FormParser",
     ],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.api.negotiation.StrictContentNegotiation",
     "DEFAULT_FILTER_BACKENDS": ["config.api.filters.FilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,

@@ -162,3 +162,15 @@ def test_a_page_size_above_the_maximum_is_capped(api, make_order):
     make_order()
     response = api.get("/api/v1/orders/?page_size=100000")
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/v1/adjustments/", "/api/v1/orders/"])
+def test_an_empty_format_is_a_400_and_an_unknown_one_a_404(api, path):
+    # when
+    empty = api.get(path, {"format": ""})
+    unknown = api.get(path, {"format": "xml"})
+
+    # then
+    body = assert_problem(empty, 400, "validation_error")
+    assert body["errors"][0]["attr"] == "format"
+    assert_problem(unknown, 404, "not_found")
