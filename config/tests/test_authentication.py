@@ -1,6 +1,6 @@
 """API tokens on the wire: `Authorization: Token ot_<prefix>_<secret>`, checked on every
-request against the database (no cache), so revocation, expiry and deactivation take effect
-on the very next request."""
+request against the database or the Redis token cache, whose entries revocation, expiry
+and deactivation replace at once, so they take effect on the very next request."""
 
 import hashlib
 import time
