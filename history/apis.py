@@ -108,6 +108,7 @@ class LedgerListApi(ListAPIView):
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
         if getattr(request.accepted_renderer, "format", None) == "csv":
+            self.paginator.get_page_size(request)  # an export has no pages, but is checked alike
             return ledger_csv_response(queryset, self.csv_filename)
         # Plain rows instead of model instances through a ModelSerializer: the same JSON
         # (LedgerEntrySerializer documents it) at a fraction of the cost per row.

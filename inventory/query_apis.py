@@ -216,6 +216,7 @@ class StockHistoryApi(ListAPIView):
 
     def list(self, request, *args, **kwargs):
         if getattr(request.accepted_renderer, "format", None) == "csv":
+            self.paginator.get_page_size(request)  # an export has no pages, but is checked alike
             queryset = self.filter_queryset(self.get_queryset())
             return stock_ledger_csv_response(queryset, "stock-history.csv")
         return super().list(request, *args, **kwargs)

@@ -174,3 +174,18 @@ def test_an_empty_format_is_a_400_and_an_unknown_one_a_404(api, path):
     body = assert_problem(empty, 400, "validation_error")
     assert body["errors"][0]["attr"] == "format"
     assert_problem(unknown, 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/adjustments/", "/api/v1/stock/history/", "/api/v1/orders/{id}/history/"]
+)
+def test_a_csv_export_refuses_a_malformed_page_size_too(api, make_order, path):
+    # given
+    order = make_order()
+
+    # when
+    response = api.get(path.format(id=order.pk), {"format": "csv", "page_size": "-2"})
+
+    # then
+    body = assert_problem(response, 400, "validation_error")
+    assert body["errors"][0]["attr"] == "page_size"
