@@ -58,9 +58,9 @@ def _token_cache_breaker_closed():
     test starts with it closed."""
     from config import token_cache
 
-    token_cache._broken_until = 0.0
+    token_cache._breaker.close()
     yield
-    token_cache._broken_until = 0.0
+    token_cache._breaker.close()
 
 
 @pytest.fixture

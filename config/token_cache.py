@@ -24,7 +24,6 @@ reached, lookups go to the database; a tombstone that could not be written is lo
 error, and the entry it should have replaced lives out its lifetime."""
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 
 import orjson
@@ -34,11 +33,12 @@ from django.db import connection, transaction
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
+from config.redis_breaker import RedisBreaker
+
 logger = logging.getLogger(__name__)
 
 _TOMBSTONE = b"-"
-_BREAKER_SECONDS = 5.0
-_broken_until = 0.0
+_breaker = RedisBreaker("API token cache")
 _namespace_of: Callable[[], str] | None = None
 
 
@@ -61,15 +61,7 @@ def _key(prefix: str) -> str:
 
 
 def _client():
-    if not enabled() or time.monotonic() < _broken_until:
-        return None
-    return get_redis_connection("default")
-
-
-def _trip(exc: Exception) -> None:
-    global _broken_until
-    _broken_until = time.monotonic() + _BREAKER_SECONDS
-    logger.warning("API token cache unavailable, reading tokens from the database: %s", exc)
+    return _breaker.client() if enabled() else None
 
 
 def token_cache_read(prefix: str) -> tuple[list | None, bool]:
@@ -80,7 +72,7 @@ def token_cache_read(prefix: str) -> tuple[list | None, bool]:
     try:
         raw = client.get(_key(prefix))
     except RedisError as exc:
-        _trip(exc)
+        _breaker.trip(exc)
         return None, False
     if raw is None:
         return None, True
@@ -97,19 +89,20 @@ def token_cache_fill(prefix: str, entry: list) -> None:
     try:
         client.set(_key(prefix), orjson.dumps(entry), ex=settings.API_TOKEN_CACHE_SECONDS, nx=True)
     except RedisError as exc:
-        _trip(exc)
+        _breaker.trip(exc)
 
 
 def _tombstone(prefixes: list[str]) -> None:
     if not enabled():
         return
     try:
+        # Even with the breaker open: an invalidation is always worth a try.
         pipe = get_redis_connection("default").pipeline(transaction=False)
         for prefix in prefixes:
             pipe.set(_key(prefix), _TOMBSTONE, ex=settings.API_TOKEN_CACHE_SECONDS)
         pipe.execute()
     except RedisError as exc:
-        _trip(exc)
+        _breaker.trip(exc)
         logger.error(
             "API token cache: could not invalidate %d token(s) (prefixes %s); their cached "
             "entries live up to %s s more: %s",

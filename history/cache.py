@@ -13,14 +13,13 @@ opens a database connection (`namespace_forget`, connected in `history.apps`).
 """
 
 import logging
-import time
 from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
-from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
+from config.redis_breaker import RedisBreaker
 from history import metrics
 from history.metrics import DEGRADED, HIT, MISS
 from history.models import Instance
@@ -29,8 +28,7 @@ logger = logging.getLogger(__name__)
 
 OFF = "off"
 CACHED_AGGREGATES = frozenset({"order"})
-_BREAKER_SECONDS = 5.0
-_broken_until = 0.0
+_breaker = RedisBreaker("order cache")
 _namespace: str | None = None
 
 # KEYS: the entries; ARGV: ttl, body ('' for tombstones), then one version per key.
@@ -87,15 +85,7 @@ def _key(aggregate_type: str, aggregate_id: str) -> str:
 
 def _client():
     """The raw Redis client, or None when the cache is off or tripped."""
-    if not settings.REDIS_URL or time.monotonic() < _broken_until:
-        return None
-    return get_redis_connection("default")
-
-
-def _trip(exc: Exception) -> None:
-    global _broken_until
-    _broken_until = time.monotonic() + _BREAKER_SECONDS
-    logger.warning("cache unavailable, reading from the database: %s", exc)
+    return _breaker.client() if settings.REDIS_URL else None
 
 
 def cache_read(aggregate_type: str, aggregate_id: str) -> CacheRead:
@@ -113,7 +103,7 @@ def _lookup(aggregate_type: str, aggregate_id: str) -> CacheRead:
     try:
         raw = client.get(_key(aggregate_type, aggregate_id))
     except RedisError as exc:
-        _trip(exc)
+        _breaker.trip(exc)
         return CacheRead(None, None, DEGRADED)
     if not raw:
         return CacheRead(None, None, MISS)
@@ -147,4 +137,4 @@ def _set_if_newer(versions: dict[tuple[str, str], int], body: bytes) -> None:
             client=client,
         )
     except RedisError as exc:
-        _trip(exc)
+        _breaker.trip(exc)

@@ -214,7 +214,7 @@ def test_stock_moves_are_counted_and_a_rolled_back_command_counts_nothing(audit)
 def test_order_reads_count_cache_misses_and_hits(api, make_order, product):
     # given
     order = make_order(lines={product.sku: 2})
-    aggregate_cache._broken_until = 0.0
+    aggregate_cache._breaker.close()
     aggregate_cache.cache.delete(aggregate_cache._key("order", str(order.pk)))
     hits, misses = (
         value("ordertrack_cache_requests_total", result="hit"),
@@ -234,12 +234,12 @@ def test_order_reads_count_cache_misses_and_hits(api, make_order, product):
 def test_a_tripped_cache_counts_degraded_reads():
     # given: the circuit breaker is open
     before = value("ordertrack_cache_requests_total", result="degraded")
-    aggregate_cache._broken_until = float("inf")
+    aggregate_cache._breaker.open_until = float("inf")
     try:
         # when
         result = aggregate_cache.cache_read("order", "1")
     finally:
-        aggregate_cache._broken_until = 0.0
+        aggregate_cache._breaker.close()
 
     # then
     assert result == (None, None, "degraded")
