@@ -53,14 +53,16 @@ def _own_exchange_deleted_at_the_end():
 
 
 @pytest.fixture(autouse=True)
-def _token_cache_breaker_closed():
-    """A test that cut Redis leaves the token cache's breaker open for seconds; the next
-    test starts with it closed."""
-    from config import token_cache
+def _redis_breakers_closed():
+    """A test that cut Redis leaves the caches' breakers open for seconds; the next test
+    starts with them closed."""
+    from config.redis_breaker import RedisBreaker
 
-    token_cache._breaker.close()
+    for breaker in RedisBreaker.every:
+        breaker.close()
     yield
-    token_cache._breaker.close()
+    for breaker in RedisBreaker.every:
+        breaker.close()
 
 
 @pytest.fixture

@@ -61,6 +61,7 @@ BULK_PATH = "/api/v1/adjustments/bulk/"
 EXCHANGE = "ordertrack-bench-http.events"
 REDIS_DB = 11
 CACHE_PREFIX = "ordertrack-bench-http"
+METRICS_TOKEN = secrets.token_urlsafe(24)  # this run's, for /readyz's details
 LAG_GOAL_SECONDS = 1.0
 LAG_RECOVERY_GOAL_SECONDS = 5.0
 # Paced phase: a request sent later than this after its due time is a late start (the
@@ -382,9 +383,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get_json(url: str, timeout: float = 5.0) -> tuple[int, dict]:
+def _get_json(url: str, timeout: float = 5.0, headers: dict | None = None) -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        request = urllib.request.Request(url, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         with contextlib.suppress(ValueError):
@@ -565,6 +567,8 @@ def production_env(args, database_url: str) -> dict[str, str]:
             # switched off, so every request still pays for its count in Redis, as in
             # production.
             "THROTTLE_INTEGRATOR": "1000000000/minute",
+            # /readyz answers its details (the lag the bench samples) to this token only.
+            "METRICS_TOKEN": METRICS_TOKEN,
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
         }
@@ -856,7 +860,11 @@ def sample_lag(base_url: str, seconds: float, every: float = 0.5) -> list[dict]:
     def probe(n: int) -> None:
         sent = time.monotonic()
         try:
-            status, body = _get_json(base_url + "/readyz", timeout=seconds + 10)
+            status, body = _get_json(
+                base_url + "/readyz",
+                timeout=seconds + 10,
+                headers={"Authorization": f"Bearer {METRICS_TOKEN}"},  # the details
+            )
         except OSError as exc:
             probes[n] = {"readyz_error": str(exc)[:200]}
             return
@@ -1153,6 +1161,8 @@ def lag_table(samples: list[dict]) -> str:
     def readyz(s: dict) -> str:
         if "readyz_error" in s:
             return s["readyz_error"][:40]
+        if s["readyz_outbox_seconds"] is None:  # no details: the metrics token was refused
+            return f"{s['readyz_status']} in {s['readyz_ms']:,.0f} ms (no details)"
         return (
             f"{s['readyz_status']} in {s['readyz_ms']:,.0f} ms: "
             f"{s['readyz_outbox_seconds']:.2f} / {s['readyz_projection_seconds']:.2f}"

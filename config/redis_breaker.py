@@ -11,10 +11,13 @@ logger = logging.getLogger(__name__)
 
 
 class RedisBreaker:
+    every: list["RedisBreaker"] = []  # so that tests can close them all
+
     def __init__(self, name: str, *, seconds: float = 5.0):
         self.name = name
         self.seconds = seconds
         self.open_until = 0.0
+        RedisBreaker.every.append(self)
 
     def client(self):
         """The raw Redis client, or None while the breaker is open."""

@@ -20,12 +20,15 @@ window). Requests without valid credentials are refused (401) before any rate is
 
 import time
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
+from redis.exceptions import RedisError
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
 from config.api.authentication import AuthenticatedToken
+from config.redis_breaker import RedisBreaker
 from config.roles import Role, user_roles
 
 _clock = time.time
@@ -58,8 +61,25 @@ def client_ip(request) -> str:
     return BaseThrottle().get_ident(request)
 
 
+_breaker = RedisBreaker("rate limit counter")
+
+
 def _hit(key: str, seconds: int) -> int | None:
-    """Count one request in the window's counter; None if the cache is unreachable."""
+    """Count one request in the window's counter; None if the cache is unreachable. With
+    Redis, one round trip of two plain commands (django-redis' incr runs a Lua script)."""
+    if settings.REDIS_URL:
+        client = _breaker.client()
+        if client is None:
+            return None
+        full_key = cache.make_key(key)
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.set(full_key, 0, ex=seconds + 1, nx=True)
+            pipe.incr(full_key)
+            return pipe.execute()[1]
+        except RedisError as exc:
+            _breaker.trip(exc)
+            return None
     try:
         return cache.incr(key)
     except ValueError:  # the window's first request

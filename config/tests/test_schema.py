@@ -143,6 +143,25 @@ def test_pages_carry_a_csp_that_allows_only_their_own_scripts(path):
     assert _scripts(response.content.decode())
 
 
+@pytest.mark.django_db
+def test_api_answers_and_errors_carry_the_same_policy_as_the_pages(api_client_for):
+    # given
+    page = APIClient().get("/admin/login/")["Content-Security-Policy"]
+    client = api_client_for("integrator")
+
+    # when
+    answers = [
+        client.get("/api/v1/orders/"),
+        client.get("/api/v1/nothing/"),
+        APIClient().get("/api/v1/orders/"),
+    ]
+
+    # then
+    assert [answer.status_code for answer in answers] == [200, 404, 401]
+    assert {answer["Content-Security-Policy"] for answer in answers} == {page}
+    assert "default-src 'self'" in page
+
+
 def test_schema_lists_every_endpoint(schema):
     # then
     documented = {(path, method) for path, ops in schema["paths"].items() for method in ops}
