@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cprofile", action="store_true", help="print where the CPU went")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument(
+        "--sort", default="cumulative", help="cProfile order: cumulative, or tottime (self)"
+    )
+    parser.add_argument(
         "--py-spy", action="store_true", help="write a py-spy flame graph to bench/results/"
     )
     parser.add_argument("--no-seed", action="store_true", help="reuse the database as it is")
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         send(args.requests)
         profiler.disable()
         out = io.StringIO()
-        stats = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
+        stats = pstats.Stats(profiler, stream=out).sort_stats(args.sort)
         stats.print_stats(args.top)
         print(f"  cProfile (CPU clock, {n:,} more requests; the profiler slows them down):")
         print(out.getvalue())
