@@ -59,7 +59,14 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
     that a view gave a policy of its own, or a request that used a nonce, still goes
     through django-csp's own path."""
 
-    _PER_VIEW = ("_csp_config", "_csp_update", "_csp_replace", "_csp_config_ro")
+    _PER_VIEW = (
+        "_csp_config",
+        "_csp_update",
+        "_csp_replace",
+        "_csp_config_ro",
+        "_csp_update_ro",
+        "_csp_replace_ro",
+    )
 
     def __init__(self, get_response):
         super().__init__(get_response)

@@ -94,3 +94,18 @@ def roles_ensure(*, group_model=None, permission_model=None) -> None:
     ):
         group, _ = group_model.objects.get_or_create(name=role)
         group.permissions.set(permissions)
+
+
+def roles_migrate(apps, schema_editor) -> None:
+    """A migration's step (RunPython) after it adds models the roles must see: create the
+    permissions of every app's historical models, then give each role its own."""
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    roles_ensure(
+        group_model=apps.get_model("auth", "Group"),
+        permission_model=apps.get_model("auth", "Permission"),
+    )

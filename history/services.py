@@ -37,20 +37,19 @@ def outbox_events_retry(*, event_ids: list[int]) -> int:
     return retried
 
 
+def _delete_in_batches(rows, batch_size: int) -> int:
+    """Delete the rows `batch_size` at a time (short locks, small transactions); how many."""
+    deleted = 0
+    while ids := list(rows.values_list("id", flat=True)[:batch_size]):
+        deleted += rows.model.objects.filter(id__in=ids).delete()[0]
+    return deleted
+
+
 def outbox_published_purge(*, older_than: timedelta, batch_size: int = 10_000) -> int:
     """Delete outbox rows published more than `older_than` ago (the ledger keeps the
     history; the outbox is only a delivery queue). Deletes in batches to keep locks short."""
     cutoff = timezone.now() - older_than
-    deleted = 0
-    while True:
-        ids = list(
-            OutboxEvent.objects.filter(published_at__lt=cutoff).values_list("id", flat=True)[
-                :batch_size
-            ]
-        )
-        if not ids:
-            return deleted
-        deleted += OutboxEvent.objects.filter(id__in=ids).delete()[0]
+    return _delete_in_batches(OutboxEvent.objects.filter(published_at__lt=cutoff), batch_size)
 
 
 def consumed_event_claim(*, consumer: str, event_id: uuid.UUID) -> bool:
@@ -73,16 +72,7 @@ def consumed_events_purge(*, older_than: timedelta, batch_size: int = 10_000) ->
     short. A redelivery older than that is no longer recognised as a duplicate, so keep
     them longer than any message may wait in a queue."""
     cutoff = timezone.now() - older_than
-    deleted = 0
-    while True:
-        ids = list(
-            ConsumedEvent.objects.filter(consumed_at__lt=cutoff).values_list("id", flat=True)[
-                :batch_size
-            ]
-        )
-        if not ids:
-            return deleted
-        deleted += ConsumedEvent.objects.filter(id__in=ids).delete()[0]
+    return _delete_in_batches(ConsumedEvent.objects.filter(consumed_at__lt=cutoff), batch_size)
 
 
 def instance_id_rotate() -> tuple[uuid.UUID | None, uuid.UUID]:

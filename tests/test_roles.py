@@ -408,7 +408,7 @@ def test_the_roles_migration_takes_every_model_permission_from_existing_integrat
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
-    from history.migrations._roles import update_roles
+    from config.roles import roles_migrate
 
     integrator = Group.objects.get(name="integrator")
     integrator.permissions.set(
@@ -420,7 +420,7 @@ def test_the_roles_migration_takes_every_model_permission_from_existing_integrat
     historical = MigrationExecutor(connection).loader.project_state(migration).apps
 
     # when: the migration's function runs on its historical models
-    update_roles(historical, None)
+    roles_migrate(historical, None)
 
     # then: integrators keep no model permission; the other roles keep theirs
     assert not integrator.permissions.exists()

@@ -2,9 +2,9 @@
 
 from django.db import migrations
 
-from history.migrations._roles import update_roles
+from config.roles import roles_migrate
 
 
 class Migration(migrations.Migration):
     dependencies = [("history", "0003_relay_and_projections"), ("orders", "0002_roles")]
-    operations = [migrations.RunPython(update_roles, migrations.RunPython.noop)]
+    operations = [migrations.RunPython(roles_migrate, migrations.RunPython.noop)]

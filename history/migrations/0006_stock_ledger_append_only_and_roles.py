@@ -3,7 +3,7 @@ inventory models (staff and integrators can change them, through the services)."
 
 from django.db import migrations
 
-from history.migrations._roles import update_roles
+from config.roles import roles_migrate
 
 TABLE = "history_stockledgerentry"
 
@@ -24,5 +24,5 @@ class Migration(migrations.Migration):
     ]
     operations = [
         migrations.RunSQL(UP, DOWN),
-        migrations.RunPython(update_roles, migrations.RunPython.noop),
+        migrations.RunPython(roles_migrate, migrations.RunPython.noop),
     ]

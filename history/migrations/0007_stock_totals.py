@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-from history.migrations._roles import update_roles
+from config.roles import roles_migrate
 
 
 class Migration(migrations.Migration):
@@ -27,5 +27,5 @@ class Migration(migrations.Migration):
                 'verbose_name_plural': 'sku stock totals',
             },
         ),
-        migrations.RunPython(update_roles, migrations.RunPython.noop),
+        migrations.RunPython(roles_migrate, migrations.RunPython.noop),
     ]

@@ -5,21 +5,9 @@
 - auditor: read-only everywhere, including the ledger and the outbox.
 """
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from config.roles import Role, roles_ensure
-
-
-def create_roles(apps, schema_editor):
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    roles_ensure(
-        group_model=apps.get_model("auth", "Group"),
-        permission_model=apps.get_model("auth", "Permission"),
-    )
+from config.roles import Role, roles_migrate
 
 
 def delete_roles(apps, schema_editor):
@@ -34,4 +22,4 @@ class Migration(migrations.Migration):
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
-    operations = [migrations.RunPython(create_roles, delete_roles)]
+    operations = [migrations.RunPython(roles_migrate, delete_roles)]

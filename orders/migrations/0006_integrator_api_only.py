@@ -4,7 +4,7 @@ set by mistake does not open the admin to them."""
 
 from django.db import migrations
 
-from history.migrations._roles import update_roles
+from config.roles import roles_migrate
 
 
 class Migration(migrations.Migration):
@@ -13,4 +13,4 @@ class Migration(migrations.Migration):
         ("inventory", "0003_product_version"),
         ("history", "0010_instance_id_one_checkpoint"),
     ]
-    operations = [migrations.RunPython(update_roles, migrations.RunPython.noop)]
+    operations = [migrations.RunPython(roles_migrate, migrations.RunPython.noop)]
