@@ -8,7 +8,7 @@ their way back from a digest. The token string exists only in the answer that cr
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.conf import settings
@@ -21,6 +21,14 @@ from config.token_cache import token_cache_forget
 
 TOKEN_SCHEME = "ot"
 SECRET_BYTES = 32
+
+
+class AuthenticatedToken(NamedTuple):
+    """`request.auth` of a token request: which token it was (throttling keys on `id`)."""
+
+    id: int
+    prefix: str
+    expires_at: datetime
 
 
 class IssuedToken(NamedTuple):

@@ -10,16 +10,16 @@ on every request."""
 import time
 from datetime import UTC, datetime
 from functools import cache
-from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connection
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
+from config.api.throttling import failed_authentication_count
 from config.models import ApiToken
 from config.token_cache import token_cache_fill, token_cache_read
-from config.tokens import digest_matches, token_parse
+from config.tokens import AuthenticatedToken, digest_matches, token_parse
 
 _clock = time.time
 LAST_USED_EVERY_SECONDS = 60.0
@@ -27,14 +27,6 @@ LAST_USED_EVERY_SECONDS = 60.0
 # does not send an UPDATE on every request); bookkeeping only, never trusted for access.
 _touched: dict[int, float] = {}
 _TOUCHED_MAX = 10_000
-
-
-class AuthenticatedToken(NamedTuple):
-    """`request.auth` of a token request: which token it was (throttling keys on `id`)."""
-
-    id: int
-    prefix: str
-    expires_at: datetime
 
 
 @cache
@@ -143,12 +135,18 @@ class ApiTokenAuthentication(BaseAuthentication):
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         if len(header) != 2:
+            failed_authentication_count(request)
             raise AuthenticationFailed("Invalid token header: send 'Token <token>'.")
         try:
             key = header[1].decode("ascii")
         except UnicodeDecodeError as exc:
+            failed_authentication_count(request)
             raise AuthenticationFailed("Invalid token.") from exc
-        return token_authenticate(key)
+        try:
+            return token_authenticate(key)
+        except AuthenticationFailed:
+            failed_authentication_count(request)
+            raise
 
     def authenticate_header(self, request) -> str:
         return self.keyword

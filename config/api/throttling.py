@@ -16,7 +16,8 @@ Counts are fixed windows (one counter per bucket and window, `incr` in one round
 Django's default cache: Redis when REDIS_URL is set, shared by every process; local memory
 in the embedded default (per process). If the cache cannot be reached, requests are let
 through. A refused request is 429 problem details with `Retry-After` (the seconds left in the
-window). Requests without valid credentials are refused (401) before any rate is counted."""
+window). A request whose token is refused counts in a bucket of its own per client address,
+at the anonymous rate (`failed_authentication_count`)."""
 
 import time
 
@@ -24,12 +25,13 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
+from rest_framework.exceptions import Throttled
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
-from config.api.authentication import AuthenticatedToken
 from config.redis_breaker import RedisBreaker
 from config.roles import Role, user_roles
+from config.tokens import AuthenticatedToken
 
 _clock = time.time
 PERIODS = {"s": 1, "m": 60, "h": 60 * 60, "d": 24 * 60 * 60}
@@ -112,20 +114,35 @@ class RoleRateThrottle(BaseThrottle):
 
     def allow_request(self, request, view) -> bool:
         scope, ident = self.scope_and_ident(request)
-        rate = parse_rate(api_settings.DEFAULT_THROTTLE_RATES.get(scope))
-        if rate is None:
-            return True
-        limit, seconds = rate
-        now = _clock()
-        window = int(now // seconds)
-        count = _hit(f"throttle:{scope}:{ident}:{seconds}:{window}", seconds)
-        if count is None or count <= limit:
-            return True
-        self._wait = (window + 1) * seconds - now
-        return False
+        self._wait = _count(scope, ident)
+        return self._wait is None
 
     def wait(self) -> float | None:
         return self._wait
+
+
+def _count(scope: str, ident: str) -> float | None:
+    """Count one request in the bucket; the seconds to wait if it is over its rate."""
+    rate = parse_rate(api_settings.DEFAULT_THROTTLE_RATES.get(scope))
+    if rate is None:
+        return None
+    limit, seconds = rate
+    now = _clock()
+    window = int(now // seconds)
+    count = _hit(f"throttle:{scope}:{ident}:{seconds}:{window}", seconds)
+    if count is None or count <= limit:
+        return None
+    return (window + 1) * seconds - now
+
+
+def failed_authentication_count(request) -> None:
+    """A refused credential counts at the anonymous rate of its address, in a bucket of its
+    own: past it, 429 instead of 401. Guessing tokens, or flooding with well-formed bogus
+    ones (each a database lookup), is then bounded like any anonymous traffic, and the
+    address's valid requests are not held back."""
+    wait = _count("anon", f"failed-auth:ip:{client_ip(request)}")
+    if wait is not None:
+        raise Throttled(wait=wait)
 
 
 def _per_second(rate: str | None) -> float:

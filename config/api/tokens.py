@@ -15,13 +15,12 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.authentication import AuthenticatedToken
 from config.api.common import validated
 from config.api.fields import StrictIntegerField
 from config.api.permissions import HasAnyRole
 from config.api.serializers import StrictSerializer
 from config.models import ApiToken
-from config.tokens import api_token_create, api_token_revoke
+from config.tokens import AuthenticatedToken, api_token_create, api_token_revoke
 
 
 class ApiTokenOutput(serializers.ModelSerializer):

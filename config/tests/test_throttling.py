@@ -204,14 +204,30 @@ def test_behind_a_proxy_the_forwarded_address_is_the_client(rates, settings):
     assert (first.status_code, second.status_code) == (200, 200)
 
 
-def test_invalid_credentials_are_401_not_counted(rates):
-    # given
-    rates(anon="1/minute")
-    client = APIClient(REMOTE_ADDR="192.0.2.40")
+def test_refused_credentials_count_at_the_anonymous_rate_in_a_bucket_of_their_own(
+    api_client_for, rates
+):
+    # given: one address sends bogus and malformed tokens, and also has a valid one
+    rates(anon="2/minute", integrator="10/minute")
+    address = {"REMOTE_ADDR": "192.0.2.40"}
+    bogus = APIClient(**address)
+    valid = api_client_for("integrator")
 
-    # then
-    assert _statuses(client, ORDERS, 2, HTTP_AUTHORIZATION="Token nonsense") == [401, 401]
-    assert client.get(SCHEMA, REMOTE_ADDR="192.0.2.40").status_code == 200
+    # when
+    refused = [
+        bogus.get(ORDERS, HTTP_AUTHORIZATION="Token nonsense").status_code,
+        bogus.get(ORDERS, HTTP_AUTHORIZATION=f"Token ot_abcdefgh_{'x' * 43}").status_code,
+    ]
+    over = bogus.get(ORDERS, HTTP_AUTHORIZATION="Token a b")
+    elsewhere = APIClient(REMOTE_ADDR="192.0.2.41").get(ORDERS, HTTP_AUTHORIZATION="Token x")
+
+    # then: 401 until the rate, then 429; the valid token and the schema are not held back
+    assert refused == [401, 401]
+    assert_problem(over, 429, "throttled")
+    assert int(over["Retry-After"]) >= 1
+    assert elsewhere.status_code == 401
+    assert valid.get(ORDERS, **address).status_code == 200
+    assert APIClient(**address).get(SCHEMA).status_code == 200
 
 
 def test_off_means_no_limit(api, rates):
