@@ -11,11 +11,12 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Q, QuerySet, Sum
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from config.admin_errors import DomainErrorsShown
 from config.errors import DomainError
 from history.audit import Audit, admin_audit
 from history.models import StockLedgerEntry
@@ -44,7 +45,7 @@ TOTALS_MAX_PAGE = 1_000_000
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(DomainErrorsShown, admin.ModelAdmin):
     list_display = ("sku", "name", "track_inventory", "allow_backorder", "version", "created_at")
     list_filter = ("track_inventory", "allow_backorder")
     search_fields = ("sku", "name")
@@ -52,13 +53,6 @@ class ProductAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Product | None = None) -> tuple:
         # Ledger rows keep the sku they were written with; renaming it would orphan them.
         return ("sku", "version", "created_at") if obj else ("version", "created_at")
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except DomainError as exc:
-            self.message_user(request, f"Nothing was saved: {exc.detail}", messages.ERROR)
-        return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request: HttpRequest, obj: Product, form, change: bool) -> None:
         if change:
@@ -81,7 +75,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(Location)
-class LocationAdmin(admin.ModelAdmin):
+class LocationAdmin(DomainErrorsShown, admin.ModelAdmin):
     list_display = ("code", "name", "type", "priority", "active")
     list_filter = ("type", "active")
     search_fields = ("code", "name")
@@ -93,13 +87,6 @@ class LocationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Location | None = None) -> bool:
         return False  # the ledger refers to it; deactivate it instead
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except DomainError as exc:
-            self.message_user(request, f"Nothing was saved: {exc.detail}", messages.ERROR)
-        return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request: HttpRequest, obj: Location, form, change: bool) -> None:
         if change:

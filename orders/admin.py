@@ -4,10 +4,11 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from config.admin_errors import DomainErrorsShown
 from config.errors import DomainError, VersionConflict
 from history.audit import admin_audit
 from history.selectors import order_timeline
@@ -54,7 +55,7 @@ class OrderLineInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(DomainErrorsShown, admin.ModelAdmin):
     """Every save goes through `orders.services`, so the admin writes the same ledger rows
     and outbox events as the API. The form carries the version it was rendered with, and a
     save against a newer version is refused rather than overwriting someone's change."""
@@ -110,22 +111,12 @@ class OrderAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Order | None = None) -> bool:
         return False
 
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict | None = None,
-    ) -> HttpResponse:
+    def domain_error_message(self, error: DomainError) -> str:
         # The form's version check is only advisory: the service re-checks under the row
-        # lock. Raising out of the admin's transaction rolls everything back.
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except VersionConflict as exc:
-            self.message_user(request, stale_order_message(current=exc.current), messages.ERROR)
-        except DomainError as exc:
-            self.message_user(request, f"Nothing was saved: {exc.detail}", messages.ERROR)
-        return HttpResponseRedirect(request.get_full_path())
+        # lock, and a conflict found there reads like the form's own.
+        if isinstance(error, VersionConflict):
+            return stale_order_message(current=error.current)
+        return super().domain_error_message(error)
 
     def save_model(self, request: HttpRequest, obj: Order, form, change: bool) -> None:
         """Nothing to do yet: the services write the order together with its lines, which
