@@ -43,14 +43,14 @@ def _relayed_orders(audit, n: int) -> list[int]:
     return orders
 
 
-def _consume(queue: str, handler, **kwargs) -> list:
+def _consume(queue: str, handler, *, idle_timeout: float = 0.5, **kwargs) -> list:
     deliveries = []
     events_consume(
         queue_name=queue,
         binding="order.*",
         handler=handler,
         on_event=deliveries.append,
-        idle_timeout=0.5,
+        idle_timeout=idle_timeout,
         **kwargs,
     )
     return deliveries
@@ -242,15 +242,7 @@ def test_without_quorum_queues_the_consumer_counts_and_dead_letters_itself(
         raise RuntimeError("always")
 
     # when
-    deliveries = []
-    events_consume(
-        queue_name=queue,
-        binding="order.*",
-        handler=handler,
-        on_event=deliveries.append,
-        idle_timeout=0.3,
-        url=url,
-    )
+    deliveries = _consume(queue, handler, idle_timeout=0.3, url=url)
 
     # then
     assert [(d.outcome, d.attempt) for d in deliveries] == [
