@@ -12,6 +12,15 @@ class Audit:
     reason: str = ""
     correlation_id: str = ""
     idempotency_key: str = ""
+    reason_code: str = ""
+
+    @property
+    def recorded_reason_code(self) -> str:
+        """The code the ledger records: the one given, else `system` for the system's own
+        changes and `unspecified` for a person's or an integrator's."""
+        if self.reason_code:
+            return self.reason_code
+        return "system" if self.source == Source.SYSTEM else "unspecified"
 
 
 SYSTEM = Audit(actor="system", source=Source.SYSTEM)

@@ -84,11 +84,14 @@ class OrderLedgerEntry(models.Model):
     quantity_after = models.PositiveIntegerField()
     actor = models.CharField(max_length=150)
     source = models.CharField(max_length=16, choices=Source)
+    reason_code = models.CharField(max_length=32)
     reason = models.CharField(max_length=500, blank=True)
     occurred_at = models.DateTimeField()
     correlation_id = models.CharField(max_length=64, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
     txid = models.BigIntegerField(db_default=CurrentTransactionId(), editable=False)
+    prev_hash = models.BinaryField(max_length=32, editable=False)
+    hash = models.BinaryField(max_length=32, editable=False)
 
     class Meta:
         verbose_name = "order ledger entry"
@@ -139,11 +142,14 @@ class StockLedgerEntry(models.Model):
     reference_id = models.CharField(max_length=64, blank=True)
     actor = models.CharField(max_length=150)
     source = models.CharField(max_length=16, choices=Source)
+    reason_code = models.CharField(max_length=32)
     reason = models.CharField(max_length=500, blank=True)
     occurred_at = models.DateTimeField()
     correlation_id = models.CharField(max_length=64, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
     txid = models.BigIntegerField(db_default=CurrentTransactionId(), editable=False)
+    prev_hash = models.BinaryField(max_length=32, editable=False)
+    hash = models.BinaryField(max_length=32, editable=False)
 
     class Meta:
         verbose_name = "stock ledger entry"
@@ -383,3 +389,68 @@ class Instance(models.Model):
 
     def __str__(self) -> str:
         return str(self.instance_id)
+
+
+class LedgerSeal(models.Model):
+    """A signed checkpoint of both ledgers (history.seals): the tree head (RFC 9162) over
+    every ledger row sealed so far, as one log whose leaves are the rows' hashes. Seal n
+    adds the rows committed since seal n-1 (by transaction snapshot: order ledger rows by
+    id, then stock ledger rows by id), links to seal n-1 by its hash, and is signed with
+    Ed25519. Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE."""
+
+    number = models.PositiveBigIntegerField(primary_key=True)
+    tree_size = models.PositiveBigIntegerField(help_text="Rows sealed by this seal and before.")
+    batch_size = models.PositiveBigIntegerField(help_text="Rows this seal added.")
+    root = models.BinaryField(max_length=32)
+    # The roots of the perfect subtrees that make up the tree, left to right (32 bytes
+    # each): enough to extend the tree without reading the rows of earlier seals.
+    frontier = models.BinaryField()
+    previous_hash = models.BinaryField(max_length=32)
+    seal_hash = models.BinaryField(max_length=32, unique=True)
+    sealed_at = models.DateTimeField()
+    snapshot = models.TextField(help_text="The pg_snapshot whose committed rows it covers.")
+    snapshot_xmax = models.BigIntegerField()
+    key_id = models.CharField(max_length=64, help_text="SHA-256 of the signing public key.")
+    signature = models.BinaryField(max_length=64)
+
+    class Meta:
+        ordering = ["number"]
+        indexes = [models.Index(fields=["snapshot_xmax"], name="seal_snapshot_xmax_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(tree_size__gte=models.F("batch_size")),
+                name="seal_tree_holds_batch",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"seal {self.number} ({self.tree_size} rows)"
+
+
+class AccessAction(models.TextChoices):
+    EXPORT_ADJUSTMENTS = "export_adjustments", "Export of the adjustments feed"
+    EXPORT_ORDER_HISTORY = "export_order_history", "Export of an order's history"
+    EXPORT_STOCK_HISTORY = "export_stock_history", "Export of a stock history"
+    PROOF_ORDER = "proof_order", "Proof of an order's chain"
+    PROOF_STOCK = "proof_stock", "Proof of a stock level's chain"
+
+
+class AccessLogEntry(models.Model):
+    """Who exported or asked for a proof of what, when, with which filter, and how many rows
+    left the server. Append-only like the ledgers."""
+
+    actor = models.CharField(max_length=150)
+    action = models.CharField(max_length=32, choices=AccessAction)
+    target = models.CharField(max_length=200, blank=True)
+    filters = models.JSONField(default=dict, blank=True)
+    rows = models.PositiveBigIntegerField(null=True, blank=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    correlation_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = "access log entry"
+        verbose_name_plural = "access log"
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.target}"

@@ -24,7 +24,8 @@ from inventory import services
 from inventory.models import (
     CODE_PATTERN,
     MAX_STOCK_QUANTITY,
-    SKU_PATTERN,
+    NEW_SKU_PATTERN,
+    RESERVED_STOCK_PATHS,
     Location,
     LocationType,
     Product,
@@ -120,7 +121,15 @@ class ProductListCreateApi(IdempotentMixin, ListAPIView):
     filterset_fields = ["sku"]
 
     class InputSerializer(StrictSerializer):
-        sku = serializers.RegexField(SKU_PATTERN, max_length=64)
+        sku = serializers.RegexField(
+            NEW_SKU_PATTERN,
+            max_length=64,
+            error_messages={
+                "invalid": "A sku is 1-64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit, and not a word of the stock routes "
+                f"({', '.join(RESERVED_STOCK_PATHS)})."
+            },
+        )
         name = serializers.CharField(max_length=200)
         track_inventory = serializers.BooleanField(default=True)
         allow_backorder = serializers.BooleanField(default=False)

@@ -2,10 +2,28 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 
+from history.chain import GENESIS
+
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 sku_validator = RegexValidator(
     SKU_PATTERN, "A sku is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit."
 )
+# Words of the stock routes (/api/v1/stock/<word>/) that a new product's sku may not be, so
+# that /api/v1/stock/<sku>/ always reaches the product.
+RESERVED_STOCK_PATHS = (
+    "history",
+    "low",
+    "receive",
+    "issue",
+    "adjust",
+    "count",
+    "thresholds",
+    "transfer",
+    "transfers",
+    "reserve",
+    "reservations",
+)
+NEW_SKU_PATTERN = rf"^(?!(?:{'|'.join(RESERVED_STOCK_PATHS)})$)" + SKU_PATTERN[1:]
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 code_validator = RegexValidator(
     CODE_PATTERN,
@@ -82,6 +100,8 @@ class StockLevel(models.Model):
     )
     version = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+    # The hash of the level's last stock ledger row (history.chain), like Order.ledger_head.
+    ledger_head = models.BinaryField(max_length=32, db_default=GENESIS, editable=False)
 
     class Meta:
         ordering = ["product_id", "location_id"]

@@ -24,7 +24,7 @@ from history.models import (
 )
 from history.renderers import CSVRenderer
 from inventory.apis import StockLevelOutput
-from inventory.models import SKU_PATTERN, StockLevel
+from inventory.models import NEW_SKU_PATTERN, StockLevel
 from inventory.selectors import (
     sku_demand_get,
     sku_demand_list,
@@ -153,7 +153,7 @@ def stock_ledger_csv_response(queryset, filename: str) -> StreamingHttpResponse:
 
 # --- Views ----------------------------------------------------------------------------------
 
-_SKU_PATH = OpenApiParameter("sku", str, OpenApiParameter.PATH, pattern=SKU_PATTERN)
+_SKU_PATH = OpenApiParameter("sku", str, OpenApiParameter.PATH, pattern=NEW_SKU_PATTERN)
 
 
 @extend_schema_view(

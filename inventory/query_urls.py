@@ -6,20 +6,7 @@ order."""
 from django.urls import path, register_converter
 
 from inventory import query_apis
-
-RESERVED_STOCK_PATHS = (
-    "history",
-    "low",
-    "receive",
-    "issue",
-    "adjust",
-    "count",
-    "thresholds",
-    "transfer",
-    "transfers",
-    "reserve",
-    "reservations",
-)
+from inventory.models import RESERVED_STOCK_PATHS
 
 
 class StockSkuConverter:

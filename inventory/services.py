@@ -29,9 +29,10 @@ from config.errors import (
 from history.audit import Audit
 from history.events import Event, StockChange, stock_event_data
 from history.models import Source, StockEventType, StockMovementType
-from history.recorder import StateWrite, changes_record
+from history.recorder import ChainHeads, StateWrite, changes_record
 from inventory.models import (
     MAX_STOCK_QUANTITY,
+    RESERVED_STOCK_PATHS,
     Location,
     LocationType,
     Product,
@@ -52,6 +53,10 @@ MAX_RESERVATION_TTL_SECONDS = 7 * 24 * 60 * 60
 def product_create(
     *, sku: str, name: str, track_inventory: bool = True, allow_backorder: bool = False
 ) -> Product:
+    if sku in RESERVED_STOCK_PATHS:
+        raise DomainValidationError(
+            f"{sku} names a stock route (/api/v1/stock/{sku}/) and cannot be a sku.", field="sku"
+        )
     try:
         with transaction.atomic():
             return Product.objects.create(
@@ -590,8 +595,13 @@ class _Moves:
         )
         levels = [move.level for move in moves]
         low = _low_crossings(levels, audit, now)
+        heads = {_chain_key(level): bytes(level.ledger_head) for level in levels}
         changes_record(
-            events=[event, *low], audit=audit, now=now, state=[_levels_write(levels, now)]
+            events=[event, *low],
+            audit=audit,
+            now=now,
+            state=[_levels_write(levels, now)],
+            heads=heads,
         )
         return moves
 
@@ -610,11 +620,16 @@ def _place(level: StockLevel) -> str:
 _WRITE_LEVELS = (
     f"UPDATE {StockLevel._meta.db_table} AS s SET on_hand = v.on_hand, reserved = v.reserved, "
     "in_transit = v.in_transit, backorder = v.backorder, is_low = v.is_low, "
-    "version = v.version, updated_at = %s "
+    "version = v.version, ledger_head = v.head, updated_at = %s "
     "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], "
-    "%s::boolean[], %s::integer[]) "
-    "AS v(id, on_hand, reserved, in_transit, backorder, is_low, version) WHERE s.id = v.id"
+    "%s::boolean[], %s::integer[], %s::bytea[]) "
+    "AS v(id, on_hand, reserved, in_transit, backorder, is_low, version, head) "
+    "WHERE s.id = v.id"
 )
+
+
+def _chain_key(level: StockLevel) -> tuple:
+    return ("stock", level.product_id, level.location_id)
 
 
 def _levels_write(levels: list[StockLevel], now: datetime) -> StateWrite:
@@ -629,6 +644,7 @@ def _levels_write(levels: list[StockLevel], now: datetime) -> StateWrite:
                 for name in ("pk", "on_hand", "reserved", "in_transit", "backorder", "is_low")
             ),
             [level.version for level in levels],
+            ChainHeads([_chain_key(level) for level in levels]),
         ],
     )
 

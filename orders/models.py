@@ -1,5 +1,7 @@
 from django.db import models
 
+from history.chain import GENESIS
+
 MAX_LINE_QUANTITY = 100_000_000
 
 
@@ -30,6 +32,9 @@ class Order(models.Model):
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    # The hash of the order's last ledger row (history.chain): read under the order's lock,
+    # so the next row links to it, and advanced in the same statement as the row is written.
+    ledger_head = models.BinaryField(max_length=32, db_default=GENESIS, editable=False)
 
     class Meta:
         ordering = ["-id"]

@@ -43,9 +43,10 @@ from config.errors import (
 )
 from config.sql import fetch_all
 from history.audit import Audit
+from history.chain import GENESIS
 from history.events import Event, LineChange, order_event_data
 from history.models import OrderEventType
-from history.recorder import StateWrite, changes_record
+from history.recorder import ChainHeads, StateWrite, changes_record
 from inventory.models import Product
 from inventory.services import (
     order_stock_apply,
@@ -113,8 +114,8 @@ class _Order:
     status: str
     reference: str
     customer_id: int | None
+    ledger_head: bytes = GENESIS  # the hash chain's head, as locked
     lines: dict[int, "_Line"] = field(default_factory=dict)  # product id -> line
-    new: bool = False  # inserted by this plan: its row needs no update
 
     def instance(self) -> Order:
         # from_db takes the values in the model's field order.
@@ -135,7 +136,8 @@ class _Line:
 # Plain SQL: with the ORM, building and converting these statements cost more than running
 # them. Every statement has one text whatever the batch size (arrays as single parameters).
 _LOCK_ORDERS = (
-    f"SELECT id, version, status, reference, customer_id FROM {Order._meta.db_table} "
+    f"SELECT id, version, status, reference, customer_id, ledger_head FROM "
+    f"{Order._meta.db_table} "
     "WHERE id {ids} ORDER BY id FOR UPDATE"
 )
 # The named products, with their lines on the orders being changed; every line (with its
@@ -153,8 +155,8 @@ FROM {OrderLine._meta.db_table} AS l JOIN {Product._meta.db_table} AS p ON p.id 
 WHERE l.order_id {{ids}} ORDER BY l.id FOR KEY SHARE OF p"""
 _WRITE_ORDERS = (
     f"UPDATE {Order._meta.db_table} AS o SET version = v.version, status = v.status, "
-    "updated_at = %s FROM unnest(%s::bigint[], %s::integer[], %s::text[]) AS v(id, version, "
-    "status) WHERE o.id = v.id"
+    "ledger_head = v.head, updated_at = %s FROM unnest(%s::bigint[], %s::integer[], "
+    "%s::text[], %s::bytea[]) AS v(id, version, status, head) WHERE o.id = v.id"
 )
 _WRITE_LINES = (
     f"UPDATE {OrderLine._meta.db_table} AS l SET quantity = v.quantity "
@@ -246,7 +248,7 @@ class Plan:
         0. Runs inside the caller's transaction."""
         lines = [LineRequest(sku, quantity=quantity) for sku, quantity in quantities.items()]
         plan = cls(orders={}, products=_products(quantities))
-        state = _Order(0, 1, OrderStatus.OPEN, reference, customer_id, new=True)
+        state = _Order(0, 1, OrderStatus.OPEN, reference, customer_id)
         changes = plan._changes(state, OrderCommand(0, lines))
         order = Order.objects.create(
             customer_id=customer_id, reference=reference, created_at=plan.now, updated_at=plan.now
@@ -388,7 +390,6 @@ class Plan:
             return
         now = self.now
         recorded = [self.orders[o] for o in sorted({a.command.order_id for a in self.applied})]
-        updated = [order for order in recorded if not order.new]
         changed_lines, added_lines = {}, {}
         for order in recorded:
             for product_id, line in order.lines.items():
@@ -396,13 +397,19 @@ class Plan:
                     added_lines[(order.id, product_id)] = line.quantity
                 elif line.changed:
                     changed_lines[line.line_id] = line.quantity
-        state = []
-        if updated:
-            versions = [order.version for order in updated]
-            statuses = [order.status for order in updated]
-            state.append(
-                StateWrite(_WRITE_ORDERS, [now, [o.id for o in updated], versions, statuses])
+        heads = {("order", order.id): bytes(order.ledger_head) for order in recorded}
+        state = [
+            StateWrite(
+                _WRITE_ORDERS,
+                [
+                    now,
+                    [order.id for order in recorded],
+                    [order.version for order in recorded],
+                    [order.status for order in recorded],
+                    ChainHeads(list(heads)),
+                ],
             )
+        ]
         if changed_lines:
             state.append(
                 StateWrite(_WRITE_LINES, [list(changed_lines), list(changed_lines.values())])
@@ -411,7 +418,7 @@ class Plan:
             orders, products = [o for o, _ in added_lines], [p for _, p in added_lines]
             state.append(StateWrite(_ADD_LINES, [orders, products, list(added_lines.values())]))
         events = [self._event(applied, audit, now) for applied in self.applied]
-        changes_record(events=events, audit=audit, now=now, state=state)
+        changes_record(events=events, audit=audit, now=now, state=state, heads=heads)
 
     def _event(self, applied: Outcome, audit: Audit, now: datetime) -> Event:
         order = self.orders[applied.command.order_id]

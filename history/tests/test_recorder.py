@@ -6,6 +6,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from history.cache import cache_fill, cache_read
+from history.chain import GENESIS
 from history.events import Event, LineChange, StockChange
 from history.models import OrderLedgerEntry, OutboxEvent, StockLedgerEntry
 from history.recorder import StateWrite, changes_record
@@ -25,6 +26,12 @@ def _order_event(order, version: int, changes, event_type="order.quantity_adjust
         payload={"order_id": order.pk, "aggregate_version": version},
         lines=changes,
     )
+
+
+def _heads(order, *places) -> dict:
+    """The chain heads the recorder needs: the order's as stored, new places' genesis."""
+    head = bytes(Order.objects.get(pk=order.pk).ledger_head)
+    return {("order", order.pk): head, **{("stock", *place): GENESIS for place in places}}
 
 
 def _counts() -> tuple[int, int, int]:
@@ -73,9 +80,11 @@ def test_order_and_stock_rows_and_their_events_are_written_in_input_order(
         _order_event(order, 3, [LineChange(product.pk, product.sku, 12, 11)]),
     ]
 
+    heads = _heads(order, (other.pk, location.pk))
+
     # when: one statement
     with django_assert_num_queries(1):
-        changes_record(events=events, audit=audit, now=timezone.now())
+        changes_record(events=events, audit=audit, now=timezone.now(), heads=heads)
 
     # then
     ledger = list(
@@ -114,7 +123,13 @@ def test_state_writes_run_in_the_same_statement_and_fail_with_it(make_order, pro
 
     # when
     with pytest.raises(IntegrityError), transaction.atomic():
-        changes_record(events=[clash], audit=audit, now=timezone.now(), state=[line_to_11])
+        changes_record(
+            events=[clash],
+            audit=audit,
+            now=timezone.now(),
+            state=[line_to_11],
+            heads=_heads(order),
+        )
 
     # then: neither the line, the ledger nor the outbox moved
     assert OrderLine.objects.get(pk=line.pk).quantity == 10
@@ -127,6 +142,7 @@ def test_state_writes_run_in_the_same_statement_and_fail_with_it(make_order, pro
         audit=audit,
         now=timezone.now(),
         state=[line_to_11, bump],
+        heads=_heads(order),
     )
     assert OrderLine.objects.get(pk=line.pk).quantity == 11
     assert Order.objects.get(pk=order.pk).version == 2
@@ -167,6 +183,7 @@ def test_on_commit_the_recorded_orders_cache_entries_become_tombstones(
             events=[_order_event(order, 2, [LineChange(product.pk, product.sku, 10, 11)])],
             audit=audit,
             now=timezone.now(),
+            heads=_heads(order),
         )
 
     # then: a reader holding version 1 can no longer fill the cache
@@ -185,6 +202,7 @@ def test_the_recorded_rows_carry_the_writing_transaction_id(make_order, product,
             events=[_order_event(order, 2, [LineChange(product.pk, product.sku, 10, 11)])],
             audit=audit,
             now=timezone.now(),
+            heads=_heads(order),
         )
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_current_xact_id()::text::bigint")

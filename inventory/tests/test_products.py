@@ -7,11 +7,11 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from config.errors import ProductInUse
+from config.errors import DomainValidationError, ProductInUse
 from history.audit import Audit
 from history.models import OutboxEvent, Source, StockLedgerEntry
 from inventory.models import Product, StockLevel
-from inventory.services import location_create, product_update, stock_receive
+from inventory.services import location_create, product_create, product_update, stock_receive
 from orders.models import OrderLine
 from orders.planner import LineRequest, OrderCommand, order_commands_plan
 from orders.services import order_cancel, order_create, order_fulfil, order_set_quantities
@@ -187,3 +187,11 @@ def test_the_admin_changes_flags_through_the_service(stocked, audit, client):
     )
     event = OutboxEvent.objects.get(aggregate_type="product", aggregate_id="TRK-1")
     assert (event.payload["actor"], event.payload["source"]) == (staff.username, "admin")
+
+
+@pytest.mark.parametrize("sku", ["low", "history", "receive"])
+def test_a_sku_cannot_be_a_word_of_the_stock_routes(sku):
+    # given / when / then: /api/v1/stock/low/ could never show a product named "low"
+    with pytest.raises(DomainValidationError, match="names a stock route"):
+        product_create(sku=sku, name="Reserved")
+    assert not Product.objects.filter(sku=sku).exists()
