@@ -1,14 +1,16 @@
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from itertools import groupby
+from operator import itemgetter
 
 from django.db import connection, transaction
-from django.db.models import Case, F, Prefetch, QuerySet, Sum, When
+from django.db.models import Case, F, Prefetch, Q, QuerySet, Sum, When
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from config.errors import NotFound
+from history.chain import STOCK_FIELDS, stock_entry_hash
 from history.models import (
     SkuDailyAdjustments,
     SkuDemand,
@@ -17,6 +19,7 @@ from history.models import (
     StockMovementType,
 )
 from history.selectors import STOCK_QUANTITIES, ReplayedStock, stock_replay
+from history.verification import chains_problems, ledger_rows
 from inventory import forecast
 from inventory.models import (
     Location,
@@ -391,3 +394,24 @@ def _stock_totals_chunk_drift(chunk: list[dict], fields: tuple[str, ...]) -> Ite
                 yield StockDrift(
                     sku, "totals", f"{name} is {actual}, the {source} sum to {expected}"
                 )
+
+
+def stock_chain_problems(
+    *, places: Iterable[tuple[int, int]] | None = None
+) -> Iterator[tuple[tuple[int, int], str]]:
+    """((product id, location id), problem) for every break in the stock levels' hash
+    chains (history.verification), of every level or of these places."""
+    levels = StockLevel.objects.order_by("product_id", "location_id")
+    entries = StockLedgerEntry.objects.order_by("product_id", "location_id", "id")
+    if places is not None:
+        wanted = Q(pk__in=[])
+        for product_id, location_id in places:
+            wanted |= Q(product_id=product_id, location_id=location_id)
+        levels, entries = levels.filter(wanted), entries.filter(wanted)
+    heads = levels.values_list("product_id", "location_id", "ledger_head").iterator(2000)
+    rows = ledger_rows(entries, key=["product_id", "location_id"], fields=STOCK_FIELDS)
+    yield from chains_problems(
+        (((product, location), head) for product, location, head in heads),
+        groupby(rows, key=itemgetter("product_id", "location_id")),
+        stock_entry_hash,
+    )

@@ -1,14 +1,18 @@
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 
 from django.db.models import Prefetch, QuerySet
 
 from config.api.formats import api_datetime
 from config.errors import NotFound
 from config.sql import fetch_all
+from history.chain import ORDER_FIELDS, order_entry_hash
 from history.models import OrderLedgerEntry, OrderSnapshot
 from history.selectors import order_replay
+from history.verification import chains_problems, ledger_rows
 from inventory.models import Product
 from orders.models import Customer, Order, OrderLine
 
@@ -141,3 +145,20 @@ def _order_drift(replayed, lines, order_row, snapshot, check_snapshots) -> Itera
         )
     if snapshot.status != replayed.status:
         yield Drift(order_id, "snapshot", f"status is {snapshot.status}")
+
+
+def order_chain_problems(*, order_ids: Iterable[int] | None = None) -> Iterator[tuple[int, str]]:
+    """(order id, problem) for every break in the orders' hash chains (history.verification),
+    of every order or of these."""
+    orders = Order.objects.order_by("id")
+    entries = OrderLedgerEntry.objects.order_by("order_id", "id")
+    if order_ids is not None:
+        order_ids = list(order_ids)
+        orders, entries = orders.filter(id__in=order_ids), entries.filter(order_id__in=order_ids)
+    fields = [name for name in ORDER_FIELDS if name != "order_id"]
+    rows = ledger_rows(entries, key=["order_id"], fields=fields)
+    yield from chains_problems(
+        orders.values_list("id", "ledger_head").iterator(2000),
+        groupby(rows, key=itemgetter("order_id")),
+        order_entry_hash,
+    )
