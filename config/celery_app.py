@@ -22,6 +22,7 @@ def schedule_periodic_tasks(sender, **kwargs):
             "inventory.tasks.expire_reservations",
             settings.RESERVATION_EXPIRY_INTERVAL_SECONDS,
         ),
+        "seal-ledger": ("history.tasks.seal_ledger", settings.LEDGER_SEAL_INTERVAL_SECONDS),
     }
     for name, (task, seconds) in frequent.items():
         sender.add_periodic_task(

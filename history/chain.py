@@ -18,6 +18,8 @@ The encoding, precisely (README, "Audit and verification"):
   integers in base 10 with a leading `-` when negative, the event id as a lowercase
   hyphenated UUID, `occurred_at` in UTC as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (always six
   digits of microseconds), every other field as stored (an empty text when blank).
+
+A seal (history.seals) signs `seal_message`, encoded the same way.
 """
 
 import hashlib
@@ -95,3 +97,22 @@ def order_entry_hash(prev_hash: bytes, row: Mapping[str, object]) -> bytes:
 
 def stock_entry_hash(prev_hash: bytes, row: Mapping[str, object]) -> bytes:
     return entry_hash(STOCK_TAG, prev_hash, [row[name] for name in STOCK_FIELDS])
+
+
+SEAL_TAG = "ordertrack/seal/v1"
+
+
+def seal_message(
+    *,
+    number: int,
+    tree_size: int,
+    root: bytes,
+    previous_hash: bytes,
+    sealed_at: datetime,
+    key_id: str,
+) -> bytes:
+    """The bytes a seal's signature covers; its `seal_hash` is their SHA-256, and the next
+    seal links to that. Encoded like a ledger row: lp(tag) then each field as text, the
+    hashes in lowercase hex."""
+    fields = (number, tree_size, root.hex(), previous_hash.hex(), sealed_at, key_id)
+    return b"".join([_lp(SEAL_TAG), *map(_lp, fields)])

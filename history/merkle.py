@@ -8,7 +8,8 @@ used, so that an auditor's standalone verifier can rely on this very file. The s
 ledger are tree heads over its entries (issue 11)."""
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
@@ -39,21 +40,34 @@ def root(leaves: Sequence[bytes]) -> bytes:
     return _root(leaves, 0, len(leaves)) if leaves else EMPTY_ROOT
 
 
+Subtree = Callable[[int, int], bytes]  # (lo, hi) -> the root of leaves lo..hi-1
+
+
+def _path(m: int, lo: int, hi: int, subtree: Subtree) -> list[bytes]:
+    n = hi - lo
+    if n == 1:
+        return []
+    k = _split(n)
+    if m < k:
+        return [*_path(m, lo, lo + k, subtree), subtree(lo + k, hi)]
+    return [*_path(m - k, lo + k, hi, subtree), subtree(lo, lo + k)]
+
+
+def _subproof(m: int, lo: int, hi: int, whole: bool, subtree: Subtree) -> list[bytes]:
+    n = hi - lo
+    if m == n:
+        return [] if whole else [subtree(lo, hi)]
+    k = _split(n)
+    if m <= k:
+        return [*_subproof(m, lo, lo + k, whole, subtree), subtree(lo + k, hi)]
+    return [*_subproof(m - k, lo + k, hi, False, subtree), subtree(lo, lo + k)]
+
+
 def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
     """The audit path of leaf `index` in the tree over `leaves` (RFC 9162, 2.1.3.1)."""
     if not 0 <= index < len(leaves):
         raise ValueError(f"leaf {index} is not in a tree of {len(leaves)}")
-
-    def path(m: int, lo: int, hi: int) -> list[bytes]:
-        n = hi - lo
-        if n == 1:
-            return []
-        k = _split(n)
-        if m < k:
-            return [*path(m, lo, lo + k), _root(leaves, lo + k, hi)]
-        return [*path(m - k, lo + k, hi), _root(leaves, lo, lo + k)]
-
-    return path(index, 0, len(leaves))
+    return _path(index, 0, len(leaves), partial(_root, leaves))
 
 
 def consistency_proof(first: int, leaves: Sequence[bytes]) -> list[bytes]:
@@ -61,17 +75,87 @@ def consistency_proof(first: int, leaves: Sequence[bytes]) -> list[bytes]:
     leaves (RFC 9162, 2.1.4.1)."""
     if not 0 < first <= len(leaves):
         raise ValueError(f"no consistency proof from {first} to {len(leaves)} leaves")
+    return _subproof(first, 0, len(leaves), True, partial(_root, leaves))
 
-    def subproof(m: int, lo: int, hi: int, whole: bool) -> list[bytes]:
-        n = hi - lo
-        if m == n:
-            return [] if whole else [_root(leaves, lo, hi)]
-        k = _split(n)
-        if m <= k:
-            return [*subproof(m, lo, lo + k, whole), _root(leaves, lo + k, hi)]
-        return [*subproof(m - k, lo + k, hi, False), _root(leaves, lo, lo + k)]
 
-    return subproof(first, 0, len(leaves), True)
+# --- A growing tree kept as its frontier ----------------------------------------------------
+# The frontier of a tree of `size` leaves is the list of roots of its perfect subtrees, left
+# to right, one per bit set in `size` (largest first). It is all a log needs to keep to add
+# leaves and compute its new root without reading the old leaves; and every node a proof
+# needs outside the leaves added after it is one of them.
+
+
+def frontier_ranges(size: int) -> list[tuple[int, int]]:
+    ranges, lo = [], 0
+    for bit in reversed(range(size.bit_length())):
+        if size >> bit & 1:
+            ranges.append((lo, lo + (1 << bit)))
+            lo += 1 << bit
+    return ranges
+
+
+def frontier_extend(frontier: Sequence[bytes], size: int, leaves: Iterable[bytes]) -> list[bytes]:
+    """The frontier after appending these leaf hashes to a tree of `size` leaves."""
+    stack = list(zip((hi - lo for lo, hi in frontier_ranges(size)), frontier, strict=True))
+    for leaf in leaves:
+        stack.append((1, leaf))
+        while len(stack) > 1 and stack[-1][0] == stack[-2][0]:
+            (width, left), (_, right) = stack[-2], stack[-1]
+            stack[-2:] = [(width * 2, node_hash(left, right))]
+    return [node for _, node in stack]
+
+
+def frontier_root(frontier: Sequence[bytes]) -> bytes:
+    """The tree head of the tree with this frontier."""
+    if not frontier:
+        return EMPTY_ROOT
+    result = frontier[-1]
+    for node in reversed(frontier[:-1]):
+        result = node_hash(node, result)
+    return result
+
+
+def _subtree_after(frontier: Sequence[bytes], start: int, leaves: Sequence[bytes]) -> Subtree:
+    """Subtree roots of a tree whose first `start` leaves are known by their frontier and
+    whose later leaves are `leaves`."""
+    known = dict(zip(frontier_ranges(start), frontier, strict=True))
+
+    def subtree(lo: int, hi: int) -> bytes:
+        if hi <= start:
+            try:
+                return known[(lo, hi)]
+            except KeyError:
+                raise ValueError(
+                    f"leaves {lo}..{hi - 1} are not a subtree of the frontier"
+                ) from None
+        if lo >= start:
+            return _root(leaves, lo - start, hi - start)
+        k = _split(hi - lo)
+        return node_hash(subtree(lo, lo + k), subtree(lo + k, hi))
+
+    return subtree
+
+
+def inclusion_proof_after(
+    index: int, frontier: Sequence[bytes], start: int, leaves: Sequence[bytes]
+) -> list[bytes]:
+    """The audit path of leaf `index` (at or after `start`) in the tree of `start +
+    len(leaves)` leaves, knowing the first `start` leaves only by their frontier."""
+    size = start + len(leaves)
+    if not start <= index < size:
+        raise ValueError(f"leaf {index} is not among leaves {start}..{size - 1}")
+    return _path(index, 0, size, _subtree_after(frontier, start, leaves))
+
+
+def consistency_proof_after(
+    frontier: Sequence[bytes], start: int, leaves: Sequence[bytes]
+) -> list[bytes]:
+    """The proof that the tree of `start + len(leaves)` leaves extends the tree of `start`
+    leaves (whose frontier this is)."""
+    if start == 0:
+        raise ValueError("no consistency proof from an empty tree")
+    subtree = _subtree_after(frontier, start, leaves)
+    return _subproof(start, 0, start + len(leaves), True, subtree)
 
 
 def verify_inclusion(

@@ -179,7 +179,7 @@ PROJECTIONS: dict[str, Projection] = {
 }
 
 
-def _pending_sql(previous: str, current: str | None) -> tuple[str, list]:
+def committed_between_sql(previous: str, current: str | None) -> tuple[str, list]:
     """Rows committed after the `previous` snapshot and, if given, by the `current` one.
     Only transactions at or above the previous xmax, or in its in-progress list, can have
     such rows, so the txid index narrows the scan."""
@@ -197,7 +197,7 @@ def _pending_sql(previous: str, current: str | None) -> tuple[str, list]:
 
 
 def _pending(projection: Projection, previous: str, current: str | None) -> models.QuerySet:
-    where, params = _pending_sql(previous, current)
+    where, params = committed_between_sql(previous, current)
     return projection.ledger.objects.filter(RawSQL(where, params, BooleanField()))
 
 

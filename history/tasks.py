@@ -9,6 +9,7 @@ from django.conf import settings
 
 from history.projector import projections_run
 from history.relay import RELAY_TASK, outbox_relay
+from history.seals import ledger_seal
 from history.services import (
     consumed_events_purge,
     idempotency_records_purge,
@@ -54,3 +55,13 @@ def purge_consumed_events() -> int:
     deleted = consumed_events_purge(older_than=timedelta(days=days))
     logger.info("Purged %d consumed-event records older than %d days.", deleted, days)
     return deleted
+
+
+@shared_task(ignore_result=True)
+def seal_ledger() -> int:
+    """Beat runs this every LEDGER_SEAL_INTERVAL_SECONDS: seal the rows committed since the
+    last seal (none: no seal). Returns the rows sealed."""
+    seal = ledger_seal()
+    if seal is not None:
+        logger.info("Sealed %d ledger rows: seal %d.", seal.batch_size, seal.number)
+    return seal.batch_size if seal else 0

@@ -338,6 +338,17 @@ RELAY_MAX_RUN_SECONDS = env.float("RELAY_MAX_RUN_SECONDS", default=30.0)
 RELAY_KICK_ON_COMMIT = env.bool("RELAY_KICK_ON_COMMIT", default=True)
 OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=7)
 
+# Seals of the ledger (history/seals.py): how often beat seals new rows, and the Ed25519 key
+# that signs them: LEDGER_SIGNING_KEY holds a PEM private key, or LEDGER_SIGNING_KEY_FILE
+# names a file holding one. Without either, outside production, a key is generated into
+# LEDGER_SIGNING_KEY_FILE the first time one is needed (and a warning says so).
+LEDGER_SEAL_INTERVAL_SECONDS = env.float("LEDGER_SEAL_INTERVAL_SECONDS", default=60.0)
+LEDGER_SIGNING_KEY = env("LEDGER_SIGNING_KEY", default="")
+LEDGER_SIGNING_KEY_FILE = env(
+    "LEDGER_SIGNING_KEY_FILE", default=str(VAR_DIR / "ledger-signing-key.pem")
+)
+LEDGER_SIGNING_KEY_GENERATE = True
+
 # Projector (history/projector.py).
 PROJECTOR_INTERVAL_SECONDS = env.float("PROJECTOR_INTERVAL_SECONDS", default=1.0)
 PROJECTOR_BATCH_SIZE = env.int("PROJECTOR_BATCH_SIZE", default=5000)
@@ -369,3 +380,24 @@ READYZ_CACHE_SECONDS = env.float("READYZ_CACHE_SECONDS", default=5.0)
 # Inventory.
 RESERVATION_DEFAULT_TTL_SECONDS = env.int("RESERVATION_DEFAULT_TTL_SECONDS", default=15 * 60)
 RESERVATION_EXPIRY_INTERVAL_SECONDS = env.float("RESERVATION_EXPIRY_INTERVAL_SECONDS", default=10.0)
+
+# Reason codes (history.audit): the vocabulary a change's `reason_code` comes from, the
+# doors (admin, api, system) that must give one, and the stock movements that need one
+# whatever the door. A change given no code is recorded as `unspecified` (`system` for the
+# system's own).
+REASON_CODES = [
+    "customer_request",
+    "correction",
+    "damaged",
+    "lost",
+    "found",
+    "cycle_count",
+    "return",
+    "supplier_shortage",
+    "system",
+]
+REASON_CODES_EXTRA = env.list("REASON_CODES_EXTRA", default=[])
+REASON_CODE_REQUIRED_DOORS = env.list("REASON_CODE_REQUIRED_DOORS", default=["admin"])
+REASON_CODE_REQUIRED_MOVEMENTS = env.list(
+    "REASON_CODE_REQUIRED_MOVEMENTS", default=["adjust", "count"]
+)

@@ -15,6 +15,9 @@ for _name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "EVENT_BUS_URL")
         )
 
 SECRET_KEY = env("SECRET_KEY")
+# A production ledger is sealed with a key the operator keeps (history/seals.py), never with
+# one generated on the fly.
+LEDGER_SIGNING_KEY_GENERATE = False
 DEBUG = False
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 

@@ -2,6 +2,7 @@
 Every run gets its own database, Redis key prefix and broker names, so runs cannot collide."""
 
 import os
+import tempfile
 import uuid
 
 from .base import *  # noqa: F403
@@ -20,6 +21,11 @@ DATABASES["default"]["TEST"] = {"NAME": f"test_ordertrack_{RUN_ID}"}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 # The role the tests run as, like the application (tests/database.py).
 DATABASE_RUNTIME_ROLE = env("TEST_DATABASE_RUNTIME_ROLE", default="ordertrack_test_app")
+
+# One signing key per run, generated on first use by whichever worker needs it first.
+LEDGER_SIGNING_KEY_FILE = os.path.join(
+    tempfile.gettempdir(), f"ordertrack-test-{RUN_ID}", "ledger-signing-key.pem"
+)
 
 REDIS_URL = env("TEST_REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHES = {

@@ -148,3 +148,33 @@ def test_every_consistency_proof_verifies_and_no_rewritten_history_does(leaves, 
         assert not merkle.verify_consistency(
             first, second, honest_looking, old, merkle.root(rewritten)
         )
+
+
+@given(leaves=trees, data=st.data())
+def test_a_tree_grown_from_its_frontier_has_the_full_trees_head_and_proofs(leaves, data):
+    # given: the first `start` leaves known only by their frontier
+    start = data.draw(st.integers(0, len(leaves) - 1))
+    frontier = merkle.frontier_extend([], 0, leaves[:start])
+
+    # when: the rest are appended
+    grown = merkle.frontier_extend(frontier, start, leaves[start:])
+
+    # then: the same head and the same proofs as from every leaf
+    assert merkle.frontier_root(grown) == merkle.root(leaves)
+    assert len(grown) == bin(len(leaves)).count("1")
+    index = data.draw(st.integers(start, len(leaves) - 1))
+    proof = merkle.inclusion_proof_after(index, frontier, start, leaves[start:])
+    assert proof == merkle.inclusion_proof(index, leaves)
+    if start:
+        consistency = merkle.consistency_proof_after(frontier, start, leaves[start:])
+        assert consistency == merkle.consistency_proof(start, leaves)
+
+
+def test_a_frontier_cannot_prove_an_old_leaf():
+    # given
+    frontier = merkle.frontier_extend([], 0, LEAVES[:6])
+
+    # when / then: leaf 4 is inside a frontier subtree whose leaves are not known
+    with pytest.raises(ValueError, match="not among"):
+        merkle.inclusion_proof_after(4, frontier, 6, LEAVES[6:8])
+    assert merkle.frontier_root([]) == merkle.EMPTY_ROOT

@@ -2,16 +2,20 @@ import sys
 
 from django.core.management.base import BaseCommand
 
+from history.models import LedgerSeal
 from history.projector import projections_run
-from inventory.selectors import stock_drift
-from orders.selectors import order_ledger_drift
+from history.seals import seal_problems
+from inventory.models import StockLevel
+from inventory.selectors import stock_chain_problems, stock_drift
+from orders.selectors import order_chain_problems, order_ledger_drift
 
 
 class Command(BaseCommand):
     help = (
         "Replay the order and stock ledgers and report every order, stock level and sku "
-        "total whose current state or projection disagrees with them. Exits 1 if there is "
-        "any drift."
+        "total whose current state or projection disagrees with them; check every hash "
+        "chain and every seal, and name each row or seal that was tampered with. Exits 1 "
+        "if anything is wrong."
     )
 
     def add_arguments(self, parser):
@@ -41,13 +45,37 @@ class Command(BaseCommand):
                 f"DRIFT: {stock_drifts} stock problem(s) in "
                 f"{len(drifted_stock)} stock level(s) or sku total(s)"
             )
-        if drifts or stock_drifts:
+        tampered = self._tampering()
+        if drifts or stock_drifts or tampered:
             sys.exit(1)
         self.stdout.write("OK: every order matches its ledger")
         self.stdout.write(
             "OK: every stock level matches the stock ledger"
             + ("" if skip_snapshots else ", and the sku totals match the levels")
         )
+        seals = LedgerSeal.objects.count()
+        self.stdout.write(f"OK: every hash chain is intact, and all {seals} seal(s) verify")
+
+    def _tampering(self) -> int:
+        """Report every break in the hash chains and the seals; how many."""
+        problems = 0
+        for order_id, problem in order_chain_problems():
+            problems += 1
+            self.stdout.write(f"order {order_id}: chain: {problem}")
+        places = {}
+        for place, problem in stock_chain_problems():
+            problems += 1
+            if place not in places:
+                level = StockLevel.objects.filter(product_id=place[0], location_id=place[1])
+                names = level.values_list("product__sku", "location__code").first()
+                places[place] = "@".join(names) if names else f"product {place[0]} @ {place[1]}"
+            self.stdout.write(f"stock {places[place]}: chain: {problem}")
+        for problem in seal_problems():
+            problems += 1
+            self.stdout.write(problem)
+        if problems:
+            self.stdout.write(f"TAMPERED: {problems} problem(s) in the hash chains and seals")
+        return problems
 
     @staticmethod
     def _stock_line(drift) -> str:
