@@ -1,6 +1,11 @@
 """The order ledger over HTTP, for auditors: every entry (JSON pages or streamed CSV).
-`LedgerListApi` also serves an order's own history (`orders.apis.OrderHistoryApi`)."""
+`LedgerListApi` also serves an order's own history (`orders.apis.OrderHistoryApi`).
+Every CSV export is recorded in the access log (`export_access_logger`)."""
 
+import logging
+from collections.abc import Callable
+
+from django.db import DatabaseError
 from django.http import StreamingHttpResponse
 from drf_orjson_renderer.renderers import ORJSONRenderer
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -11,11 +16,15 @@ from config.api.csv import csv_stream_response
 from config.api.formats import api_datetime
 from config.api.pagination import OldestFirstPagination
 from history.filters import LedgerFilter
-from history.models import OrderLedgerEntry
+from history.models import AccessAction, OrderLedgerEntry
 from history.renderers import CSVRenderer
 from history.selectors import ledger_entries
+from history.services import access_log_record
+
+logger = logging.getLogger(__name__)
 
 CSV_COLUMNS = (
+    "id",
     "event_id",
     "order_id",
     "version",
@@ -27,9 +36,12 @@ CSV_COLUMNS = (
     "actor",
     "source",
     "reason",
+    "reason_code",
     "occurred_at",
     "correlation_id",
     "idempotency_key",
+    "prev_hash",
+    "hash",
 )
 
 _FORMAT = OpenApiParameter(
@@ -54,6 +66,7 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
             "actor",
             "source",
             "reason",
+            "reason_code",
             "occurred_at",
             "correlation_id",
         ]
@@ -72,6 +85,7 @@ _ROW_FIELDS = (
     "actor",
     "source",
     "reason",
+    "reason_code",
     "occurred_at",
     "correlation_id",
 )
@@ -90,13 +104,44 @@ def _ledger_row(row: dict) -> dict:
         "actor": row["actor"],
         "source": row["source"],
         "reason": row["reason"],
+        "reason_code": row["reason_code"],
         "occurred_at": api_datetime(row["occurred_at"]),
         "correlation_id": row["correlation_id"],
     }
 
 
-def ledger_csv_response(queryset, filename: str) -> StreamingHttpResponse:
-    return csv_stream_response(queryset, CSV_COLUMNS, filename)
+def ledger_csv_response(
+    queryset, filename: str, *, on_close: Callable[..., object] | None = None
+) -> StreamingHttpResponse:
+    return csv_stream_response(queryset, CSV_COLUMNS, filename, on_close=on_close)
+
+
+def export_access_logger(view, *, action: AccessAction, target: str) -> Callable[..., None]:
+    """What an export's stream calls when it ends or is closed (`on_close(rows=n)`): one
+    access-log entry with the caller, the target, the filters used (the view's filter
+    parameters that were given: `filter_queryset` validated them, and a bad one is a 400
+    before any stream exists) and the rows sent. Only file exports are recorded, not JSON
+    pages: a page is a bounded read, the CSV is the copy of the ledger that leaves the
+    server. An entry the database refuses is logged in full instead (the rows are gone)."""
+    request = view.request
+    given = view.filterset_class.base_filters
+    entry = {
+        "actor": request.user.get_username(),
+        "action": action,
+        "target": target,
+        "filters": {
+            name: request.query_params[name] for name in given if name in request.query_params
+        },
+        "correlation_id": getattr(request._request, "correlation_id", ""),
+    }
+
+    def record(*, rows: int) -> None:
+        try:
+            access_log_record(**entry, rows=rows)
+        except DatabaseError:
+            logger.exception("Access log entry not recorded: %s", {**entry, "rows": rows})
+
+    return record
 
 
 class LedgerListApi(ListAPIView):
@@ -104,12 +149,18 @@ class LedgerListApi(ListAPIView):
     serializer_class = LedgerEntrySerializer
     renderer_classes = [ORJSONRenderer, CSVRenderer]
     csv_filename = "ledger.csv"
+    # What the access log calls an export of this view; get_queryset may set the target.
+    export_action = AccessAction.EXPORT_ADJUSTMENTS
+    export_target = "adjustments"
 
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
         if getattr(request.accepted_renderer, "format", None) == "csv":
             self.paginator.get_page_size(request)  # an export has no pages, but is checked alike
-            return ledger_csv_response(queryset, self.csv_filename)
+            logged = export_access_logger(
+                self, action=self.export_action, target=self.export_target
+            )
+            return ledger_csv_response(queryset, self.csv_filename, on_close=logged)
         # Plain rows instead of model instances through a ModelSerializer: the same JSON
         # (LedgerEntrySerializer documents it) at a fraction of the cost per row.
         page = self.paginate_queryset(queryset.values(*_ROW_FIELDS))

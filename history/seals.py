@@ -326,3 +326,50 @@ def seal_problems() -> Iterator[str]:
             except InvalidSignature:
                 yield f"{name}: its signature does not verify"
         previous = seal
+
+
+NO_LEDGER_ROWS = {
+    "head": None,
+    "sealed_entry": None,
+    "unsealed_entries": 0,
+    "seal": None,
+    "inclusion_proof": [],
+    "latest_seal": None,
+    "consistency_proof": [],
+}
+
+
+def chain_proof(*, entries) -> dict | None:
+    """The proof document of one aggregate's chain (`entries`: its ledger rows): the head,
+    the last row a seal covers, that seal, the row's inclusion proof, and the consistency
+    proof from that seal to the latest. The standalone verifier reads it with an export.
+    None when the aggregate has no ledger rows."""
+    fields = ("id", "version", "hash", "txid")
+    head = entries.order_by("-id").values(*fields).first()
+    if head is None:
+        return None
+    latest = LedgerSeal.objects.order_by("-number").first()
+    sealed = None
+    if latest is not None:
+        seen = RawSQL(
+            "pg_visible_in_snapshot(txid::text::xid8, %s::pg_snapshot)",
+            [latest.snapshot],
+            BooleanField(),
+        )
+        sealed = entries.filter(seen).order_by("-id").values(*fields).first()
+    proof = entry_proof(entry_hash=bytes(sealed["hash"]), txid=sealed["txid"]) if sealed else None
+    return {
+        "head": _entry(head),
+        "sealed_entry": {**_entry(sealed), "leaf_index": proof.leaf_index} if proof else None,
+        "unsealed_entries": entries.filter(id__gt=sealed["id"]).count()
+        if sealed
+        else entries.count(),
+        "seal": seal_document(proof.seal) if proof else None,
+        "inclusion_proof": [node.hex() for node in proof.inclusion] if proof else [],
+        "latest_seal": seal_document(proof.latest) if proof else None,
+        "consistency_proof": [node.hex() for node in proof.consistency] if proof else [],
+    }
+
+
+def _entry(row: dict) -> dict:
+    return {"id": row["id"], "version": row["version"], "hash": bytes(row["hash"]).hex()}

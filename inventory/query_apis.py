@@ -2,6 +2,8 @@
 stock ledger (JSON pages or streamed CSV), low stock and a demand forecast. Readable by
 every role, auditors included."""
 
+from collections.abc import Callable
+
 import django_filters
 from django.http import StreamingHttpResponse
 from drf_orjson_renderer.renderers import ORJSONRenderer
@@ -15,7 +17,10 @@ from config.api.csv import csv_stream_response
 from config.api.fields import FractionField
 from config.api.filters import AwareDateTimeFilter
 from config.api.pagination import OldestFirstPagination, StrictCursorPagination
+from history.apis import export_access_logger
+from history.filters import ReasonCodeFilter
 from history.models import (
+    AccessAction,
     SkuDailyAdjustments,
     SkuDemand,
     Source,
@@ -63,6 +68,7 @@ class StockLedgerFilter(django_filters.FilterSet):
     reference_id = django_filters.CharFilter()
     actor = django_filters.CharFilter()
     source = django_filters.ChoiceFilter(choices=Source.choices)
+    reason_code = ReasonCodeFilter()
 
     class Meta:
         model = StockLedgerEntry
@@ -114,6 +120,7 @@ class StockLedgerRowRead(serializers.ModelSerializer):
             "actor",
             "source",
             "reason",
+            "reason_code",
             "occurred_at",
             "correlation_id",
         ]
@@ -123,6 +130,7 @@ class StockLedgerRowRead(serializers.ModelSerializer):
 
 
 STOCK_CSV_COLUMNS = (
+    "id",
     "event_id",
     "sku",
     "location_code",
@@ -141,14 +149,19 @@ STOCK_CSV_COLUMNS = (
     "actor",
     "source",
     "reason",
+    "reason_code",
     "occurred_at",
     "correlation_id",
     "idempotency_key",
+    "prev_hash",
+    "hash",
 )
 
 
-def stock_ledger_csv_response(queryset, filename: str) -> StreamingHttpResponse:
-    return csv_stream_response(queryset, STOCK_CSV_COLUMNS, filename)
+def stock_ledger_csv_response(
+    queryset, filename: str, *, on_close: Callable[..., object] | None = None
+) -> StreamingHttpResponse:
+    return csv_stream_response(queryset, STOCK_CSV_COLUMNS, filename, on_close=on_close)
 
 
 # --- Views ----------------------------------------------------------------------------------
@@ -218,7 +231,15 @@ class StockHistoryApi(ListAPIView):
         if getattr(request.accepted_renderer, "format", None) == "csv":
             self.paginator.get_page_size(request)  # an export has no pages, but is checked alike
             queryset = self.filter_queryset(self.get_queryset())
-            return stock_ledger_csv_response(queryset, "stock-history.csv")
+            # A JSON page is a bounded read; the CSV is the export the access log records.
+            sku = request.query_params.get("sku", "*")
+            location = request.query_params.get("location", "*")
+            logged = export_access_logger(
+                self,
+                action=AccessAction.EXPORT_STOCK_HISTORY,
+                target=f"stock {sku}@{location}",
+            )
+            return stock_ledger_csv_response(queryset, "stock-history.csv", on_close=logged)
         return super().list(request, *args, **kwargs)
 
 

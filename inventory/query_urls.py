@@ -5,7 +5,7 @@ order."""
 
 from django.urls import path, register_converter
 
-from inventory import query_apis
+from inventory import proof_apis, query_apis
 from inventory.models import RESERVED_STOCK_PATHS
 
 
@@ -28,6 +28,9 @@ urlpatterns = [
     path("stock/history/", query_apis.StockHistoryApi.as_view(), name="stock-history"),
     path("stock/low/", query_apis.StockLowListApi.as_view(), name="stock-low"),
     path("stock/<stock_sku:sku>/", query_apis.StockDetailApi.as_view(), name="stock-detail"),
+    path(
+        "stock/<stock_sku:sku>/proof/", proof_apis.StockLevelProofApi.as_view(), name="stock-proof"
+    ),
     path(
         "stock/<stock_sku:sku>/forecast/",
         query_apis.StockForecastApi.as_view(),

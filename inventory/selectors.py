@@ -18,6 +18,7 @@ from history.models import (
     StockLedgerEntry,
     StockMovementType,
 )
+from history.seals import NO_LEDGER_ROWS, chain_proof
 from history.selectors import STOCK_QUANTITIES, ReplayedStock, stock_replay
 from history.verification import chains_problems, ledger_rows
 from inventory import forecast
@@ -415,3 +416,13 @@ def stock_chain_problems(
         groupby(rows, key=itemgetter("product_id", "location_id")),
         stock_entry_hash,
     )
+
+
+def stock_level_proof(*, sku: str, location: str) -> dict:
+    """What proves a stock level's ledger to someone who does not trust this server
+    (history.seals.chain_proof), or NotFound."""
+    product, place = product_get(sku=sku), location_get(code=location)
+    entries = StockLedgerEntry.objects.filter(product=product, location=place)
+    proof = chain_proof(entries=entries)
+    aggregate = {"type": "stock", "sku": sku, "location_code": location}
+    return {"aggregate": aggregate, **(proof or NO_LEDGER_ROWS)}

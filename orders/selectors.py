@@ -11,6 +11,7 @@ from config.errors import NotFound
 from config.sql import fetch_all
 from history.chain import ORDER_FIELDS, order_entry_hash
 from history.models import OrderLedgerEntry, OrderSnapshot
+from history.seals import NO_LEDGER_ROWS, chain_proof
 from history.selectors import order_replay
 from history.verification import chains_problems, ledger_rows
 from inventory.models import Product
@@ -162,3 +163,11 @@ def order_chain_problems(*, order_ids: Iterable[int] | None = None) -> Iterator[
         groupby(rows, key=itemgetter("order_id")),
         order_entry_hash,
     )
+
+
+def order_proof(*, order_id: int) -> dict:
+    """What proves the order's ledger to someone who does not trust this server
+    (history.seals.chain_proof), or NotFound."""
+    order_exists(order_id=order_id)
+    proof = chain_proof(entries=OrderLedgerEntry.objects.filter(order_id=order_id))
+    return {"aggregate": {"type": "order", "order_id": order_id}, **(proof or NO_LEDGER_ROWS)}
