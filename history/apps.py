@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 
 
 class HistoryConfig(AppConfig):
@@ -23,6 +24,20 @@ class HistoryConfig(AppConfig):
         # Token cache keys carry the database's instance id too (config cannot read it).
         token_cache.namespace_register(cache.namespace)
         del tasks
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def signing_key_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """A deployment seals its ledger with a key it was given (history.seals)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from history.seals import signing_key
+
+    try:
+        signing_key()
+    except (ImproperlyConfigured, ValueError, TypeError) as exc:
+        return [checks.Error(f"The ledger's signing key: {exc}", id="history.E001")]
+    return []
 
 
 def _grant_runtime_role(using: str, **kwargs) -> None:

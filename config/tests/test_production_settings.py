@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -21,6 +23,12 @@ PRODUCTION = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
     "EVENT_BUS_URL": "amqp://guest:guest@127.0.0.1:5672//",
+    "LEDGER_SIGNING_KEY": Ed25519PrivateKey.generate()
+    .private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    .decode(),
+    "LEDGER_SIGNING_KEY_FILE": "/nonexistent/ledger-signing-key.pem",
 }
 
 
@@ -85,3 +93,15 @@ def test_check_deploy_is_clean_under_the_production_settings():
     # then
     assert done.returncode == 0, done.stdout + done.stderr
     assert "System check identified no issues" in done.stdout
+
+
+def test_check_deploy_fails_without_a_ledger_signing_key():
+    # when: production never generates a key of its own
+    done = _run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], LEDGER_SIGNING_KEY=None
+    )
+
+    # then
+    assert done.returncode != 0
+    assert "history.E001" in done.stderr + done.stdout
+    assert "LEDGER_SIGNING_KEY" in done.stderr + done.stdout
