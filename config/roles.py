@@ -46,6 +46,7 @@ VISIBLE_MODELS = {
         "skudemand",
         "skudailyadjustments",
         "skustocktotals",
+        "accesslogentry",
     ],
 }
 # Every user's API tokens, in the admin: staff see and revoke them, auditors see them (a

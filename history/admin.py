@@ -11,6 +11,7 @@ from django.utils.text import Truncator
 
 from config.roles import Role, user_has_role
 from history.models import (
+    AccessLogEntry,
     OrderLedgerEntry,
     OrderSnapshot,
     OutboxEvent,
@@ -351,3 +352,17 @@ class SkuStockTotalsAdmin(_ReadOnlyAdmin):
         "last_updated",
     )
     search_fields = ("=sku",)
+
+
+@admin.register(AccessLogEntry)
+class AccessLogEntryAdmin(_ReadOnlyAdmin):
+    """Who exported or asked for a proof of what (history.services.access_log_record):
+    staff and auditors read it; nobody adds, changes or deletes an entry."""
+
+    list_display = ("occurred_at", "actor", "action", "target", "rows")
+    list_filter = ("action", "occurred_at")
+    search_fields = ("actor", "target")
+    search_help_text = "Search by actor or target (e.g. order 12, stock SKU-1@WH-1)."
+    date_hierarchy = "occurred_at"
+    ordering = ("-id",)
+    fields = ("occurred_at", "actor", "action", "target", "filters", "rows", "correlation_id")

@@ -1,18 +1,23 @@
 """Writes of the history app that are not recordings of a change (those go through
 `history.recorder`): outbox housekeeping, idempotency records, consumed-event records,
-the instance id, and the runtime role's privileges."""
+the instance id, the access log, and the runtime role's privileges."""
 
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
 from history.models import (
+    AccessAction,
+    AccessLogEntry,
     ConsumedEvent,
     IdempotencyRecord,
     Instance,
+    LedgerSeal,
     OrderLedgerEntry,
     OutboxEvent,
     StockLedgerEntry,
@@ -87,14 +92,46 @@ def instance_id_rotate() -> tuple[uuid.UUID | None, uuid.UUID]:
     return old, instance.instance_id
 
 
-APPEND_ONLY_TABLES = (OrderLedgerEntry._meta.db_table, StockLedgerEntry._meta.db_table)
+def access_log_record(
+    *,
+    actor: str,
+    action: AccessAction,
+    target: str,
+    filters: Mapping[str, Any],
+    rows: int | None,
+    correlation_id: str = "",
+) -> AccessLogEntry:
+    """Record that `actor` exported (or asked for a proof of) `target` with `filters`, and
+    how many rows left the server. One INSERT, in a transaction of its own: durable, so it
+    refuses to run inside the caller's transaction, whose rollback would take the entry
+    with it. Call it once the response's data is read: an export's stream calls it when it
+    finishes or is closed (history.apis.export_access_logger)."""
+    with transaction.atomic(durable=True):
+        return AccessLogEntry.objects.create(
+            actor=actor,
+            action=action,
+            target=target,
+            filters=dict(filters),
+            rows=rows,
+            occurred_at=timezone.now(),
+            correlation_id=correlation_id,
+        )
+
+
+APPEND_ONLY_TABLES = (
+    OrderLedgerEntry._meta.db_table,
+    StockLedgerEntry._meta.db_table,
+    AccessLogEntry._meta.db_table,
+    LedgerSeal._meta.db_table,
+)
 
 
 def runtime_role_grant(*, role: str) -> None:
     """Give the role the application runs as exactly what it needs, and no more: read and
-    write the state tables, only INSERT and SELECT on the append-only ledgers, read the
-    migration record, use the sequences. It owns nothing, so it can neither TRUNCATE nor
-    disable a trigger. Run as the tables' owner, after every migration (history.apps)."""
+    write the state tables, only INSERT and SELECT on the append-only ones (the ledgers,
+    the seals, the access log), read the migration record, use the sequences. It owns
+    nothing, so it can neither TRUNCATE nor disable a trigger. Run as the tables' owner,
+    after every migration (history.apps)."""
     name = sql.Identifier(role)
     ledgers = sql.SQL(", ").join(sql.Identifier(table) for table in APPEND_ONLY_TABLES)
     statements = [

@@ -20,7 +20,7 @@ from history.audit import api_audit
 from history.cache import MISS, cache_fill, cache_read
 from history.filters import TimelineFilter
 from history.idempotency import IdempotentMixin
-from history.models import OrderLedgerEntry
+from history.models import AccessAction, OrderLedgerEntry
 from history.selectors import order_as_of, order_timeline
 from orders import services
 from orders.filters import OrderFilter
@@ -278,6 +278,7 @@ class OrderFulfilApi(IdempotentMixin, APIView):
 class OrderHistoryApi(LedgerListApi):
     pagination_class = TimelinePagination
     filterset_class = TimelineFilter
+    export_action = AccessAction.EXPORT_ORDER_HISTORY
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -285,6 +286,7 @@ class OrderHistoryApi(LedgerListApi):
         order_id = self.kwargs["order_id"]
         order_exists(order_id=order_id)
         self.csv_filename = f"order-{order_id}-history.csv"
+        self.export_target = f"order {order_id}"
         return order_timeline(order_id=order_id)
 
 

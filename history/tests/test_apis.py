@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from history.models import OrderLedgerEntry
+from history.models import AccessLogEntry, OrderLedgerEntry
 from tests.factories import ProductFactory
 from tests.problems import assert_problem
 
@@ -551,3 +551,43 @@ def test_history_rows_are_exactly_what_the_documented_serializer_gives(
         OrderLedgerEntry.objects.filter(order=order).order_by("version", "id"), many=True
     ).data
     assert results == [dict(row) for row in expected]
+
+
+# --- the access log of exports (history/tests/test_access_log.py has the rest) -------------
+
+
+def test_adjustments_csv_export_is_recorded_with_its_filters_and_rows(api, two_orders):
+    # when: `format` and unknown parameters are not filters
+    response = api.get(
+        ADJUSTMENTS,
+        {"format": "csv", "sku": "SKU-2", "source": "system", "colour": "red"},
+        HTTP_X_REQUEST_ID="export-1",
+    )
+    body = b"".join(response.streaming_content)
+
+    # then
+    entry = AccessLogEntry.objects.get()
+    assert (entry.actor, entry.action, entry.target) == (
+        api.user.username,
+        "export_adjustments",
+        "adjustments",
+    )
+    assert entry.filters == {"sku": "SKU-2", "source": "system"}
+    assert entry.rows == OrderLedgerEntry.objects.filter(sku="SKU-2", source="system").count()
+    assert entry.rows == body.count(b"\n") - 1 == 2
+    assert entry.correlation_id == "export-1"
+
+
+def test_order_history_csv_export_is_recorded_with_its_filters_and_rows(api, timeline):
+    # when
+    response = api.get(history_url(timeline.pk), {"format": "csv", "sku": "SKU-1"})
+    b"".join(response.streaming_content)
+
+    # then
+    entry = AccessLogEntry.objects.get()
+    assert (entry.actor, entry.action, entry.target) == (
+        api.user.username,
+        "export_order_history",
+        f"order {timeline.pk}",
+    )
+    assert (entry.filters, entry.rows) == ({"sku": "SKU-1"}, 2)

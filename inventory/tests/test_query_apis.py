@@ -10,7 +10,7 @@ from django.urls import Resolver404, resolve
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from history.models import StockLedgerEntry
+from history.models import AccessLogEntry, StockLedgerEntry
 from history.projector import projections_run
 from inventory.query_urls import RESERVED_STOCK_PATHS
 from inventory.services import (
@@ -373,6 +373,24 @@ def test_history_streams_csv_with_every_matching_row(api, stocked):
 
 def test_history_csv_with_a_bad_filter_is_a_json_problem(api, db):
     assert field_errors(api.get(HISTORY, {"format": "csv", "since": "2026-01-01"})) == {"since"}
+
+
+def test_history_csv_export_is_recorded_with_its_filters_and_rows(api_client_for, stocked):
+    # given
+    auditor = api_client_for("auditor")
+
+    # when
+    response = auditor.get(HISTORY, {"format": "csv", "sku": "TRK-1", "location": "MAIN"})
+    b"".join(response.streaming_content)
+
+    # then
+    entry = AccessLogEntry.objects.get()
+    assert (entry.actor, entry.action, entry.target) == (
+        auditor.user.username,
+        "export_stock_history",
+        "stock TRK-1@MAIN",
+    )
+    assert (entry.filters, entry.rows) == ({"sku": "TRK-1", "location": "MAIN"}, 3)
 
 
 def test_history_query_count_does_not_grow_with_the_rows(

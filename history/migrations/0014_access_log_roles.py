@@ -1,0 +1,11 @@
+"""Staff and auditors may view the access log in the admin (config.roles.VISIBLE_MODELS);
+nobody may add, change or delete an entry."""
+
+from django.db import migrations
+
+from config.roles import roles_migrate
+
+
+class Migration(migrations.Migration):
+    dependencies = [("history", "0013_reason_codes_hash_chains_seals")]
+    operations = [migrations.RunPython(roles_migrate, migrations.RunPython.noop)]
