@@ -35,6 +35,11 @@ fuzz: install
 	$(BIN)/python scripts/check_services.py
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -n 2 tests/test_api_fuzz.py
 
+.PHONY: audit-kit
+# The standalone export verifier as one file for an auditor (needs only Python 3.11).
+audit-kit:
+	python3 tools/build_audit_kit.py dist/verify_export.pyz
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

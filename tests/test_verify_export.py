@@ -207,3 +207,26 @@ def test_bad_input_gets_a_clear_message_and_status_2(tmp_path):
     code, out = _verifier("--csv", tmp_path / "x.csv", "--public-key", "abcd")
     assert code == 2
     assert "error:" in out
+
+
+def test_the_audit_kit_is_one_file_that_verifies_the_same_export(exported, tmp_path):
+    # given: the kit built as `make audit-kit` builds it, copied where no checkout is
+    _, files = exported
+    build = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "build_audit_kit.py"), str(tmp_path / "kit.pyz")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert build.returncode == 0, build.stderr
+
+    # when
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(tmp_path / "kit.pyz"), "--csv", str(files["csv"]),
+         "--proof", str(files["proof"]), "--public-key", str(files["key"])],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+
+    # then
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "VERIFIED: 5 row(s) of 1 chain(s)" in done.stdout
