@@ -82,6 +82,14 @@ bench: $(BENCH_STAMP)
 bench-profile: $(BENCH_STAMP)
 	$(BIN)/python -m bench.profile $(BENCH_ARGS)
 
+.PHONY: bench-audit
+# What the tamper-evident ledger costs (bench/README.md): the chain on a write against a
+# constant hash, sealing 100,000 rows, verify_ledger's checks, order_as_of on 10,000
+# entries, the CSV export of 1,000,000 rows from gunicorn against COPY. ~10 minutes; its
+# own database, ordertrack_bench_audit, emptied at the end. e.g. BENCH_ARGS='--keep'
+bench-audit: $(BENCH_STAMP)
+	$(BIN)/python -m bench.audit $(BENCH_ARGS)
+
 # Pin every package again from pyproject.toml (after changing a dependency there).
 COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links
