@@ -13,6 +13,7 @@ def test_the_beat_schedule_holds_every_promised_periodic_task():
         "history.tasks.relay_outbox": settings.RELAY_INTERVAL_SECONDS,
         "history.tasks.project_ledger": settings.PROJECTOR_INTERVAL_SECONDS,
         "inventory.tasks.expire_reservations": settings.RESERVATION_EXPIRY_INTERVAL_SECONDS,
+        "history.tasks.seal_ledger": settings.LEDGER_SEAL_INTERVAL_SECONDS,
         "history.tasks.purge_idempotency_keys": 3600,
         "history.tasks.purge_published_outbox": 3600,
         "history.tasks.purge_consumed_events": 3600,
