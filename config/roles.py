@@ -47,6 +47,7 @@ VISIBLE_MODELS = {
         "skudailyadjustments",
         "skustocktotals",
         "accesslogentry",
+        "ledgerseal",
     ],
 }
 # Every user's API tokens, in the admin: staff see and revoke them, auditors see them (a

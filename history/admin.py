@@ -12,6 +12,7 @@ from django.utils.text import Truncator
 from config.roles import Role, user_has_role
 from history.models import (
     AccessLogEntry,
+    LedgerSeal,
     OrderLedgerEntry,
     OrderSnapshot,
     OutboxEvent,
@@ -366,3 +367,53 @@ class AccessLogEntryAdmin(_ReadOnlyAdmin):
     date_hierarchy = "occurred_at"
     ordering = ("-id",)
     fields = ("occurred_at", "actor", "action", "target", "filters", "rows", "correlation_id")
+
+
+@admin.register(LedgerSeal)
+class LedgerSealAdmin(_ReadOnlyAdmin):
+    """The signed checkpoints of the ledgers (history.seals): read-only for everyone, like
+    the ledgers. `manage.py verify_ledger` checks them; the API serves them to verifiers."""
+
+    list_display = ("number", "sealed_at", "batch_size", "tree_size", "short_root", "short_key")
+    date_hierarchy = "sealed_at"
+    ordering = ("-number",)
+    fields = (
+        "number",
+        "sealed_at",
+        "batch_size",
+        "tree_size",
+        "root_hex",
+        "previous_hash_hex",
+        "seal_hash_hex",
+        "key_id",
+        "signature_hex",
+    )
+
+    @admin.display(description="root")
+    def short_root(self, seal: LedgerSeal) -> str:
+        return format_html('<code title="{}">{}…</code>', *_hex_and_short(seal.root))
+
+    @admin.display(description="key")
+    def short_key(self, seal: LedgerSeal) -> str:
+        return format_html('<code title="{}">{}…</code>', seal.key_id, seal.key_id[:12])
+
+    @admin.display(description="root")
+    def root_hex(self, seal: LedgerSeal) -> str:
+        return bytes(seal.root).hex()
+
+    @admin.display(description="previous seal's hash")
+    def previous_hash_hex(self, seal: LedgerSeal) -> str:
+        return bytes(seal.previous_hash).hex()
+
+    @admin.display(description="seal hash")
+    def seal_hash_hex(self, seal: LedgerSeal) -> str:
+        return bytes(seal.seal_hash).hex()
+
+    @admin.display(description="signature (Ed25519)")
+    def signature_hex(self, seal: LedgerSeal) -> str:
+        return bytes(seal.signature).hex()
+
+
+def _hex_and_short(value) -> tuple[str, str]:
+    full = bytes(value).hex()
+    return full, full[:12]

@@ -1,5 +1,5 @@
-"""Staff and auditors may view the access log in the admin (config.roles.VISIBLE_MODELS);
-nobody may add, change or delete an entry."""
+"""Staff and auditors may view the access log and the seals in the admin
+(config.roles.VISIBLE_MODELS); nobody may add, change or delete either."""
 
 from django.db import migrations
 
