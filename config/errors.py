@@ -21,6 +21,8 @@ class ErrorCode(StrEnum):
     RESERVATION_BELONGS_TO_ORDER = "reservation_belongs_to_order"
     TRANSFER_NOT_IN_TRANSIT = "transfer_not_in_transit"
     BATCH_REJECTED = "batch_rejected"
+    UNKNOWN_REASON_CODE = "unknown_reason_code"
+    REASON_CODE_REQUIRED = "reason_code_required"
     IDEMPOTENCY_IN_FLIGHT = "idempotency_key_in_flight"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
 

@@ -108,6 +108,7 @@ def order_event_data(
         "actor": audit.actor,
         "source": str(audit.source),
         "reason": audit.reason,
+        "reason_code": audit.recorded_reason_code,
         "correlation_id": audit.correlation_id,
         "occurred_at": occurred_at.isoformat(),
     }
@@ -132,6 +133,7 @@ def stock_event_data(
         "actor": audit.actor,
         "source": str(audit.source),
         "reason": audit.reason,
+        "reason_code": audit.recorded_reason_code,
         "correlation_id": audit.correlation_id,
         "occurred_at": occurred_at.isoformat(),
         **(extra or {}),

@@ -153,7 +153,11 @@ class _ServiceActionsAdmin(admin.ModelAdmin):
         items = list(queryset.order_by("pk"))
         form = form_class(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
-            audit = admin_audit(request, reason=form.cleaned_data["reason"])
+            audit = admin_audit(
+                request,
+                reason=form.cleaned_data["reason"],
+                reason_code=form.cleaned_data.get("reason_code", ""),
+            )
             notes = []
             for item in items:
                 try:

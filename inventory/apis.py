@@ -20,6 +20,7 @@ from config.api.filters import IdFilter, TrueFalseFilter
 from config.api.serializers import AwareDateTimeField, StrictSerializer
 from history.audit import api_audit
 from history.idempotency import IdempotentMixin
+from history.serializers import ReasonCodeField
 from inventory import services
 from inventory.models import (
     CODE_PATTERN,
@@ -68,6 +69,8 @@ def _reason_field(*, required: bool = True):
 
 class _OptionalReasonInput(StrictSerializer):
     reason = _reason_field(required=False)
+    reason_code = ReasonCodeField()
+    reason_code = ReasonCodeField()
 
 
 class _TransitionApi(IdempotentMixin, APIView):
@@ -102,7 +105,9 @@ class _TransitionApi(IdempotentMixin, APIView):
     def post(self, request, **kwargs):
         data = validated(self.InputSerializer, request)
         object_id = kwargs[self.id_kwarg]
-        audit = api_audit(request, reason=data.get("reason", ""))
+        audit = api_audit(
+            request, reason=data.get("reason", ""), reason_code=data.get("reason_code", "")
+        )
         self.service(**{self.id_kwarg: object_id}, audit=audit)
         return self.respond(object_id)
 
@@ -254,6 +259,7 @@ class StockReceiveApi(IdempotentMixin, APIView):
         location = _location_field()
         quantity = _quantity_field()
         reason = _reason_field()
+        reason_code = ReasonCodeField()
 
     @extend_schema(
         operation_id="stock_receive",
@@ -268,7 +274,9 @@ class StockReceiveApi(IdempotentMixin, APIView):
             sku=data["sku"],
             location=data["location"],
             quantity=data["quantity"],
-            audit=api_audit(request, reason=data["reason"]),
+            audit=api_audit(
+                request, reason=data["reason"], reason_code=data.get("reason_code", "")
+            ),
         )
         return stock_level_response(level)
 
@@ -279,6 +287,7 @@ class StockIssueApi(IdempotentMixin, APIView):
         location = _location_field()
         quantity = _quantity_field()
         reason = _reason_field()
+        reason_code = ReasonCodeField()
 
     @extend_schema(
         operation_id="stock_issue",
@@ -297,7 +306,9 @@ class StockIssueApi(IdempotentMixin, APIView):
             sku=data["sku"],
             location=data["location"],
             quantity=data["quantity"],
-            audit=api_audit(request, reason=data["reason"]),
+            audit=api_audit(
+                request, reason=data["reason"], reason_code=data.get("reason_code", "")
+            ),
         )
         return stock_level_response(level)
 
@@ -308,6 +319,7 @@ class StockAdjustApi(IdempotentMixin, APIView):
         location = _location_field()
         delta = NonZeroIntegerField(min_value=-MAX_STOCK_QUANTITY, max_value=MAX_STOCK_QUANTITY)
         reason = _reason_field()
+        reason_code = ReasonCodeField()
 
     @extend_schema(
         operation_id="stock_adjust",
@@ -322,7 +334,9 @@ class StockAdjustApi(IdempotentMixin, APIView):
             sku=data["sku"],
             location=data["location"],
             delta=data["delta"],
-            audit=api_audit(request, reason=data["reason"]),
+            audit=api_audit(
+                request, reason=data["reason"], reason_code=data.get("reason_code", "")
+            ),
         )
         return stock_level_response(level)
 
@@ -333,6 +347,7 @@ class StockCountApi(IdempotentMixin, APIView):
         location = _location_field()
         counted = StrictIntegerField(min_value=0, max_value=MAX_STOCK_QUANTITY)
         reason = _reason_field()
+        reason_code = ReasonCodeField()
 
     @extend_schema(
         operation_id="stock_count",
@@ -350,7 +365,9 @@ class StockCountApi(IdempotentMixin, APIView):
             sku=data["sku"],
             location=data["location"],
             counted=data["counted"],
-            audit=api_audit(request, reason=data["reason"]),
+            audit=api_audit(
+                request, reason=data["reason"], reason_code=data.get("reason_code", "")
+            ),
         )
         return stock_level_response(level)
 
@@ -361,6 +378,7 @@ class StockThresholdsApi(IdempotentMixin, APIView):
         location = _location_field()
         reorder_point = StrictIntegerField(min_value=0, max_value=MAX_STOCK_QUANTITY)
         safety_stock = StrictIntegerField(min_value=0, max_value=MAX_STOCK_QUANTITY)
+        reason_code = ReasonCodeField()
 
     @extend_schema(
         operation_id="stock_set_thresholds",
@@ -376,7 +394,7 @@ class StockThresholdsApi(IdempotentMixin, APIView):
             location=data["location"],
             reorder_point=data["reorder_point"],
             safety_stock=data["safety_stock"],
-            audit=api_audit(request),
+            audit=api_audit(request, reason_code=data.get("reason_code", "")),
         )
         return stock_level_response(level)
 
@@ -432,6 +450,7 @@ class TransferListCreateApi(IdempotentMixin, ListAPIView):
         to_location = _location_field()
         quantity = _quantity_field()
         reason = _reason_field(required=False)
+        reason_code = ReasonCodeField()
 
     def get_queryset(self):
         return transfer_list()
@@ -457,7 +476,9 @@ class TransferListCreateApi(IdempotentMixin, ListAPIView):
             from_location=data["from_location"],
             to_location=data["to_location"],
             quantity=data["quantity"],
-            audit=api_audit(request, reason=data.get("reason", "")),
+            audit=api_audit(
+                request, reason=data.get("reason", ""), reason_code=data.get("reason_code", "")
+            ),
         )
         return transfer_response(transfer.pk, status_code=status.HTTP_201_CREATED)
 
@@ -563,6 +584,7 @@ class ReservationListCreateApi(IdempotentMixin, ListAPIView):
         )
         reference = serializers.CharField(max_length=100, allow_blank=True, required=False)
         reason = _reason_field(required=False)
+        reason_code = ReasonCodeField()
 
         def validate(self, data):
             if "expires_at" in data and "ttl_seconds" in data:
@@ -600,7 +622,9 @@ class ReservationListCreateApi(IdempotentMixin, ListAPIView):
             location=data.get("location") or None,
             expires_at=data.get("expires_at"),
             reference=data.get("reference", ""),
-            audit=api_audit(request, reason=data.get("reason", "")),
+            audit=api_audit(
+                request, reason=data.get("reason", ""), reason_code=data.get("reason_code", "")
+            ),
         )
         return reservation_response(reservation.pk, status_code=status.HTTP_201_CREATED)
 

@@ -4,17 +4,31 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
+from history.audit import reason_code_required
+from history.forms import ReasonCodeChoiceField
+from history.models import Source, StockMovementType
 from inventory.models import MAX_STOCK_QUANTITY, Location
 
 
 class ReasonForm(forms.Form):
-    """The reason every stock command carries into the ledger (and the admin log)."""
+    """The reason (and reason code) every stock command carries into the ledger (and the
+    admin log). The code is required where the admin door or the form's stock movement
+    requires one (history.audit.reason_code_required)."""
+
+    movement: str | None = None
 
     reason = forms.CharField(
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
         help_text="Why. Recorded with every change this makes.",
     )
+    reason_code = ReasonCodeChoiceField(required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reason_code"].required = reason_code_required(
+            Source.ADMIN, movement=self.movement
+        )
 
     def clean_reason(self) -> str:
         reason = self.cleaned_data["reason"].strip()
@@ -33,7 +47,8 @@ class ReceiveForm(ReasonForm):
     quantity = _quantity(
         "Quantity", minimum=1, help_text="Units received at each selected stock level."
     )
-    field_order = ["quantity", "reason"]
+    field_order = ["quantity", "reason", "reason_code"]
+    movement = StockMovementType.RECEIVE
 
 
 class AdjustForm(ReasonForm):
@@ -44,7 +59,8 @@ class AdjustForm(ReasonForm):
         help_text="Added to on hand at each selected stock level; negative to remove. "
         "Reserved units cannot be removed.",
     )
-    field_order = ["delta", "reason"]
+    field_order = ["delta", "reason", "reason_code"]
+    movement = StockMovementType.ADJUST
 
     def clean_delta(self) -> int:
         delta = self.cleaned_data["delta"]
@@ -59,7 +75,8 @@ class CountForm(ReasonForm):
         minimum=0,
         help_text="The physical count: on hand at each selected stock level becomes this.",
     )
-    field_order = ["counted", "reason"]
+    field_order = ["counted", "reason", "reason_code"]
+    movement = StockMovementType.COUNT
 
 
 class TransferForm(ReasonForm):
@@ -71,7 +88,8 @@ class TransferForm(ReasonForm):
     quantity = _quantity(
         "Quantity", minimum=1, help_text="Units shipped from each selected stock level."
     )
-    field_order = ["to_location", "quantity", "reason"]
+    field_order = ["to_location", "quantity", "reason", "reason_code"]
+    movement = StockMovementType.TRANSFER_OUT
 
 
 class ThresholdsForm(ReasonForm):
@@ -83,4 +101,4 @@ class ThresholdsForm(ReasonForm):
     safety_stock = _quantity(
         "Safety stock", minimum=0, help_text="Units to keep in hand against surprises."
     )
-    field_order = ["reorder_point", "safety_stock", "reason"]
+    field_order = ["reorder_point", "safety_stock", "reason", "reason_code"]

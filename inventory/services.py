@@ -26,7 +26,7 @@ from config.errors import (
     TransferNotInTransit,
     UnknownSku,
 )
-from history.audit import Audit
+from history.audit import Audit, reason_code_check
 from history.events import Event, StockChange, stock_event_data
 from history.models import Source, StockEventType, StockMovementType
 from history.recorder import ChainHeads, StateWrite, changes_record
@@ -166,6 +166,7 @@ def location_create(
 
 def stock_receive(*, sku: str, location: str, quantity: int, audit: Audit) -> StockLevel:
     """Add stock. Units still owed by earlier backordered issues are issued from it first."""
+    reason_code_check(audit, movement=M.RECEIVE)
     _check_positive(quantity, "quantity")
     with transaction.atomic():
         level = _lock_place(sku, location)
@@ -179,6 +180,7 @@ def stock_issue(*, sku: str, location: str, quantity: int, audit: Audit) -> Stoc
     """Remove available stock (reserved units cannot be issued). For a product that allows
     backorders the part that is not available is recorded as backorder and filled from the
     next receipt at this location."""
+    reason_code_check(audit, movement=M.ISSUE)
     _check_positive(quantity, "quantity")
     with transaction.atomic():
         level = _lock_place(sku, location)
@@ -194,6 +196,7 @@ def stock_issue(*, sku: str, location: str, quantity: int, audit: Audit) -> Stoc
 
 
 def stock_adjust(*, sku: str, location: str, delta: int, audit: Audit) -> StockLevel:
+    reason_code_check(audit, movement=M.ADJUST)
     if delta == 0 or abs(delta) > MAX_STOCK_QUANTITY:
         raise DomainValidationError(
             f"delta must be a non-zero integer within ±{MAX_STOCK_QUANTITY}.", field="delta"
@@ -213,6 +216,7 @@ def stock_adjust(*, sku: str, location: str, delta: int, audit: Audit) -> StockL
 def stock_count(*, sku: str, location: str, counted: int, audit: Audit) -> StockLevel:
     """Set on_hand from a physical count; the difference is recorded as a count movement
     (also when it is zero, so the count itself is on record)."""
+    reason_code_check(audit, movement=M.COUNT)
     if not 0 <= counted <= MAX_STOCK_QUANTITY:
         raise DomainValidationError(
             f"counted must be between 0 and {MAX_STOCK_QUANTITY}.", field="counted"
@@ -233,6 +237,7 @@ def stock_count(*, sku: str, location: str, counted: int, audit: Audit) -> Stock
 def stock_set_thresholds(
     *, sku: str, location: str, reorder_point: int, safety_stock: int, audit: Audit
 ) -> StockLevel:
+    reason_code_check(audit)
     for name, value in (("reorder_point", reorder_point), ("safety_stock", safety_stock)):
         if not 0 <= value <= MAX_STOCK_QUANTITY:
             raise DomainValidationError(
@@ -255,6 +260,7 @@ def transfer_create(
     *, sku: str, from_location: str, to_location: str, quantity: int, audit: Audit
 ) -> Transfer:
     """Ship stock: it leaves the source at once and shows as in transit at the destination."""
+    reason_code_check(audit, movement=M.TRANSFER_OUT)
     _check_positive(quantity, "quantity")
     if from_location == to_location:
         raise DomainValidationError(
@@ -299,6 +305,7 @@ def transfer_cancel(*, transfer_id: int, audit: Audit) -> Transfer:
 
 
 def _transfer_finish(transfer_id: int, audit: Audit, *, received: bool) -> Transfer:
+    reason_code_check(audit, movement=M.TRANSFER_IN if received else M.TRANSFER_CANCEL)
     with transaction.atomic():
         transfer = (
             Transfer.objects.select_for_update(of=("self",))
@@ -353,6 +360,7 @@ def reservation_create(
     """Hold stock for someone. Without a location, it is allocated across the active
     locations by priority. It expires at `expires_at` (default: RESERVATION_DEFAULT_TTL),
     which must be in the future and at most MAX_RESERVATION_TTL_SECONDS ahead."""
+    reason_code_check(audit, movement=M.RESERVE)
     _check_positive(quantity, "quantity")
     with transaction.atomic():
         product = _product(sku)
@@ -382,6 +390,7 @@ def reservation_create(
 
 def reservation_confirm(*, reservation_id: int, audit: Audit) -> Reservation:
     """Consume the reservation: on_hand and reserved both drop by its quantity."""
+    reason_code_check(audit, movement=M.CONSUME)
     with transaction.atomic():
         reservation = _lock_active_reservation(reservation_id)
         _consume(reservation, audit, timezone.now())
@@ -389,6 +398,7 @@ def reservation_confirm(*, reservation_id: int, audit: Audit) -> Reservation:
 
 
 def reservation_cancel(*, reservation_id: int, audit: Audit) -> Reservation:
+    reason_code_check(audit, movement=M.RELEASE)
     with transaction.atomic():
         reservation = _lock_active_reservation(reservation_id)
         _release_all(reservation, ReservationStatus.CANCELLED, audit, timezone.now())

@@ -1,6 +1,7 @@
 from collections.abc import Callable
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet
@@ -9,8 +10,9 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from config.admin_errors import DomainErrorsShown
-from config.errors import DomainError, VersionConflict
-from history.audit import admin_audit
+from config.errors import DomainError, DomainValidationError, VersionConflict
+from history.audit import admin_audit, reason_code_check
+from history.forms import ReasonCodeChoiceField
 from history.selectors import order_timeline
 from orders import services
 from orders.forms import OrderAdminForm, OrderLineForm, OrderLineFormSet, stale_order_message
@@ -19,6 +21,13 @@ from orders.timeline import line_charts
 
 CANCEL_REASON = "Cancelled in admin"
 FULFIL_REASON = "Fulfilled in admin"
+
+
+class OrderActionForm(ActionForm):
+    """The changelist's action bar, with the reason code the cancel and fulfil actions
+    record."""
+
+    reason_code = ReasonCodeChoiceField(required=False)
 
 
 @admin.register(Customer)
@@ -78,6 +87,7 @@ class OrderAdmin(DomainErrorsShown, admin.ModelAdmin):
     search_help_text = "Search by reference, customer name or line sku."
     autocomplete_fields = ("customer",)
     actions = ("cancel_orders", "fulfil_orders")
+    action_form = OrderActionForm
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         # From the projector's snapshot (a join on its primary key), not a sum over the
@@ -94,13 +104,13 @@ class OrderAdmin(DomainErrorsShown, admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Order | None = None) -> list:
         if obj is None:
-            return [(None, {"fields": ["customer", "reference", "reason"]})]
+            return [(None, {"fields": ["customer", "reference", "reason", "reason_code"]})]
         main = ["customer", "reference", "status", "version", "created_at", "updated_at"]
         if not self.has_change_permission(request, obj):
             return [(None, {"fields": main})]
         fieldsets = [(None, {"fields": [*main, "expected_version"]})]
         if obj.status == OrderStatus.OPEN:
-            fieldsets.append(("Reason for the change", {"fields": ["reason"]}))
+            fieldsets.append(("Reason for the change", {"fields": ["reason", "reason_code"]}))
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> tuple:
@@ -124,7 +134,11 @@ class OrderAdmin(DomainErrorsShown, admin.ModelAdmin):
 
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         lines = _lines_formset(formsets)
-        audit = admin_audit(request, reason=form.cleaned_data.get("reason", "").strip())
+        audit = admin_audit(
+            request,
+            reason=form.cleaned_data.get("reason", "").strip(),
+            reason_code=form.cleaned_data.get("reason_code", ""),
+        )
         if change:
             quantities = lines.quantities()
             if not quantities:
@@ -183,7 +197,12 @@ class OrderAdmin(DomainErrorsShown, admin.ModelAdmin):
     ) -> None:
         """Call `service` for each selected order in its own transaction, then report the
         ones it did and the ones it refused."""
-        audit = admin_audit(request, reason=reason)
+        audit = admin_audit(request, reason=reason, reason_code=request.POST.get("reason_code", ""))
+        try:
+            reason_code_check(audit)
+        except DomainValidationError as exc:
+            self.message_user(request, f"Could not {verb} any order: {exc.detail}", messages.ERROR)
+            return
         succeeded, failed = [], []
         for order_id in queryset.order_by("pk").values_list("pk", flat=True):
             try:

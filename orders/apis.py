@@ -22,6 +22,7 @@ from history.filters import TimelineFilter
 from history.idempotency import IdempotentMixin
 from history.models import AccessAction, OrderLedgerEntry
 from history.selectors import order_as_of, order_timeline
+from history.serializers import ReasonCodeField
 from orders import services
 from orders.filters import OrderFilter
 from orders.models import MAX_LINE_QUANTITY, Customer, Order
@@ -125,6 +126,7 @@ class OrderListCreateApi(IdempotentMixin, ListAPIView):
         reference = serializers.CharField(max_length=100, allow_blank=True, required=False)
         lines = LinesField()
         reason = serializers.CharField(max_length=500, allow_blank=True, required=False)
+        reason_code = ReasonCodeField()
 
     def get_queryset(self):
         return order_list()
@@ -145,7 +147,9 @@ class OrderListCreateApi(IdempotentMixin, ListAPIView):
             customer_id=data.get("customer"),
             reference=data.get("reference", ""),
             lines=data["lines"],
-            audit=api_audit(request, reason=data.get("reason", "")),
+            audit=api_audit(
+                request, reason=data.get("reason", ""), reason_code=data.get("reason_code", "")
+            ),
         )
         return order_response(order.pk, status_code=status.HTTP_201_CREATED)
 
@@ -153,7 +157,8 @@ class OrderListCreateApi(IdempotentMixin, ListAPIView):
 class OrderDetailApi(IdempotentMixin, APIView):
     class PatchInput(StrictSerializer):
         lines = LinesField()
-        reason = serializers.CharField(max_length=500)
+        reason = serializers.CharField(max_length=500, allow_blank=True, required=False)
+        reason_code = ReasonCodeField()
 
     @extend_schema(
         operation_id="orders_retrieve",
@@ -192,7 +197,9 @@ class OrderDetailApi(IdempotentMixin, APIView):
             order_id=order_id,
             quantities=data["lines"],
             expected_version=version,
-            audit=api_audit(request, reason=data["reason"]),
+            audit=api_audit(
+                request, reason=data.get("reason", ""), reason_code=data.get("reason_code", "")
+            ),
         )
         return order_response(order_id)
 
@@ -202,6 +209,7 @@ class OrderAdjustApi(IdempotentMixin, APIView):
         sku = serializers.CharField(max_length=64)
         delta = StrictIntegerField(min_value=-MAX_LINE_QUANTITY, max_value=MAX_LINE_QUANTITY)
         reason = serializers.CharField(max_length=500)
+        reason_code = ReasonCodeField()
 
     @extend_schema(
         operation_id="orders_adjust",
@@ -217,7 +225,9 @@ class OrderAdjustApi(IdempotentMixin, APIView):
             order_id=order_id,
             deltas={data["sku"]: data["delta"]},
             expected_version=version,
-            audit=api_audit(request, reason=data["reason"]),
+            audit=api_audit(
+                request, reason=data.get("reason", ""), reason_code=data.get("reason_code", "")
+            ),
         )
         return order_response(order_id)
 
@@ -225,6 +235,7 @@ class OrderAdjustApi(IdempotentMixin, APIView):
 class OrderCancelApi(IdempotentMixin, APIView):
     class InputSerializer(StrictSerializer):
         reason = serializers.CharField(max_length=500, allow_blank=True, required=False)
+        reason_code = ReasonCodeField()
 
     @extend_schema(
         operation_id="orders_cancel",
@@ -238,7 +249,9 @@ class OrderCancelApi(IdempotentMixin, APIView):
         services.order_cancel(
             order_id=order_id,
             expected_version=version,
-            audit=api_audit(request, reason=data.get("reason", "")),
+            audit=api_audit(
+                request, reason=data.get("reason", ""), reason_code=data.get("reason_code", "")
+            ),
         )
         return order_response(order_id)
 
@@ -246,6 +259,7 @@ class OrderCancelApi(IdempotentMixin, APIView):
 class OrderFulfilApi(IdempotentMixin, APIView):
     class InputSerializer(StrictSerializer):
         reason = serializers.CharField(max_length=500, allow_blank=True, required=False)
+        reason_code = ReasonCodeField()
 
     @extend_schema(
         operation_id="orders_fulfil",
@@ -263,7 +277,9 @@ class OrderFulfilApi(IdempotentMixin, APIView):
         services.order_fulfil(
             order_id=order_id,
             expected_version=version,
-            audit=api_audit(request, reason=data.get("reason", "")),
+            audit=api_audit(
+                request, reason=data.get("reason", ""), reason_code=data.get("reason_code", "")
+            ),
         )
         return order_response(order_id)
 

@@ -10,8 +10,9 @@ from config.api.common import IDEMPOTENCY_KEY, validated
 from config.api.fields import BoundedListField, StrictIntegerField
 from config.api.problems import PROBLEM_TYPE_PREFIX
 from config.api.serializers import StrictSerializer
-from history.audit import api_audit
+from history.audit import api_audit, reason_codes
 from history.idempotency import IdempotentMixin
+from history.serializers import ReasonCodeField
 from orders.models import MAX_LINE_QUANTITY
 from orders.planner import LineRequest, OrderCommand, Outcome, OutcomeStatus
 from orders.services import MAX_BULK_ITEMS, order_adjustments_bulk
@@ -95,6 +96,7 @@ class AdjustmentsBulkApi(IdempotentMixin, APIView):
             max_length=MAX_BULK_ITEMS,
         )
         reason = serializers.CharField(max_length=500, allow_blank=True, required=False)
+        reason_code = ReasonCodeField()
 
     class OutputSerializer(serializers.Serializer):
         results = BulkItemResultOutput(many=True)
@@ -132,7 +134,9 @@ class AdjustmentsBulkApi(IdempotentMixin, APIView):
         outcomes = order_adjustments_bulk(
             commands=commands,
             atomic=atomic,
-            audit=api_audit(request, reason=data.get("reason", "")),
+            audit=api_audit(
+                request, reason=data.get("reason", ""), reason_code=data.get("reason_code", "")
+            ),
         )
         body = [item_result(index, outcome) for index, outcome in enumerate(outcomes)]
         failed = sum(1 for o in outcomes if o.status == OutcomeStatus.REFUSED)
@@ -156,9 +160,12 @@ def well_formed(body) -> dict | None:
     refuse. Whether an item gives a quantity or a delta is the planner's rule (check_shape).
     DRF's per-item validation was the largest item in a bulk request's profile
     (make bench-profile BENCH_ARGS='bulk --cprofile')."""
-    if not isinstance(body, dict) or not body.keys() <= {"items", "reason"}:
+    if not isinstance(body, dict) or not body.keys() <= {"items", "reason", "reason_code"}:
         return None
     items, reason = body.get("items"), body.get("reason", "")
+    reason_code = body.get("reason_code", "")
+    if "reason_code" in body and not (type(reason_code) is str and reason_code in reason_codes()):
+        return None
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_BULK_ITEMS:
         return None
     if not _plain_text(reason, max_length=500, allow_blank=True):
@@ -174,7 +181,10 @@ def well_formed(body) -> dict | None:
             value = item.get(name)
             if name in item and not (type(value) is int and low <= value <= high):
                 return None
-    return {"items": items, "reason": reason}
+    data = {"items": items, "reason": reason}
+    if "reason_code" in body:
+        data["reason_code"] = reason_code
+    return data
 
 
 def _plain_text(value, *, max_length: int, allow_blank: bool) -> bool:

@@ -6,6 +6,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.utils.html import format_html
 
+from history.audit import reason_code_required
+from history.forms import ReasonCodeChoiceField, admin_reason_code_validate
+from history.models import Source
 from inventory.models import Product
 from orders.models import MAX_LINE_QUANTITY, Order, OrderLine
 
@@ -18,6 +21,7 @@ class OrderAdminForm(forms.ModelForm):
         help_text="Why the quantities change. Required when you change a quantity; "
         "it is recorded in the order's ledger.",
     )
+    reason_code = ReasonCodeChoiceField(required=False)
     # The version the page was rendered with: the save is refused if the order moved on.
     expected_version = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
@@ -31,6 +35,12 @@ class OrderAdminForm(forms.ModelForm):
             self.fields["expected_version"].initial = self.instance.version
         else:
             self.fields["reason"].help_text = "Optional; recorded in the order's ledger."
+        if "reason_code" in self.fields and reason_code_required(Source.ADMIN):
+            self.fields[
+                "reason_code"
+            ].help_text = (
+                "Why, as a code. Required with every change; recorded in the order's ledger."
+            )
 
     def clean(self) -> dict:
         cleaned_data = super().clean()
@@ -90,8 +100,8 @@ class OrderLineForm(forms.ModelForm):
 
 class OrderLineFormSet(forms.BaseInlineFormSet):
     """The order's lines. Lines are never deleted (a quantity of 0 drops one), and any
-    quantity change needs a reason, which lives on the order form: the formset sees the
-    whole POST as `self.data`."""
+    quantity change needs a reason (and a reason code where the admin requires one), which
+    live on the order form: the formset sees the whole POST as `self.data`."""
 
     def clean(self) -> None:
         super().clean()
@@ -99,7 +109,10 @@ class OrderLineFormSet(forms.BaseInlineFormSet):
         if self.instance.pk is None:
             if not changed:
                 raise ValidationError("An order needs at least one line.", code="no_lines")
+            admin_reason_code_validate(self.data.get("reason_code", ""))
             return
+        if changed:
+            admin_reason_code_validate(self.data.get("reason_code", ""))
         if changed and not self.data.get("reason", "").strip():
             raise ValidationError(
                 "Give a reason for the quantity change (the Reason field above); "

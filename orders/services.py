@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from django.db import transaction
 
 from config.errors import DomainError, DomainValidationError, ErrorCode, InsufficientStock
-from history.audit import Audit
+from history.audit import Audit, reason_code_check
 from orders.models import Customer, Order, OrderStatus
 from orders.planner import (
     LineRequest,
@@ -35,6 +35,7 @@ def order_create(
     audit: Audit,
 ) -> Order:
     """Create an order with its lines (sku -> quantity), reserving tracked stock."""
+    reason_code_check(audit)
     if not lines:
         raise DomainValidationError("An order needs at least one line.", field="lines")
     if customer_id is not None and not Customer.objects.filter(pk=customer_id).exists():
@@ -86,6 +87,7 @@ def order_fulfil(*, order_id: int, expected_version: int | None = None, audit: A
 
 
 def _order_command(command: OrderCommand, audit: Audit) -> Order:
+    reason_code_check(audit)
     with transaction.atomic():
         plan = order_commands_plan([command])
         (outcome,) = plan.outcomes
@@ -142,6 +144,7 @@ def order_adjustments_bulk(
 
     Not atomic: refused commands write nothing, the others are applied. Atomic: if any
     command is refused, BatchRejected is raised and nothing at all is written."""
+    reason_code_check(audit)
     if len(commands) > MAX_BULK_ITEMS:
         raise DomainValidationError(
             f"At most {MAX_BULK_ITEMS} items per batch, not {len(commands)}.", field="items"

@@ -88,14 +88,26 @@ ENDPOINTS = [
         "stock-adjust",
         "post",
         "/api/v1/stock/adjust/",
-        lambda o: {"sku": o["tracked"], "location": o["location"], "delta": -1, "reason": "r"},
+        lambda o: {
+            "sku": o["tracked"],
+            "location": o["location"],
+            "delta": -1,
+            "reason": "r",
+            "reason_code": "lost",
+        },
         200,
     ),
     (
         "stock-count",
         "post",
         "/api/v1/stock/count/",
-        lambda o: {"sku": o["tracked"], "location": o["location"], "counted": 3, "reason": "r"},
+        lambda o: {
+            "sku": o["tracked"],
+            "location": o["location"],
+            "counted": 3,
+            "reason": "r",
+            "reason_code": "cycle_count",
+        },
         200,
     ),
     (

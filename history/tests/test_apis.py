@@ -26,10 +26,12 @@ HISTORY_FIELDS = {
     "actor",
     "source",
     "reason",
+    "reason_code",
     "occurred_at",
     "correlation_id",
 }
 CSV_HEADER = [
+    "id",
     "event_id",
     "order_id",
     "version",
@@ -41,9 +43,12 @@ CSV_HEADER = [
     "actor",
     "source",
     "reason",
+    "reason_code",
     "occurred_at",
     "correlation_id",
     "idempotency_key",
+    "prev_hash",
+    "hash",
 ]
 
 

@@ -100,7 +100,9 @@ def open_action(client, url: str, action: str, objects):
 
 
 def apply_action(client, url: str, action: str, objects, **data):
-    """What the action's form page posts when it is submitted."""
+    """What the action's form page posts when it is submitted (with a reason code unless
+    one is given)."""
+    data.setdefault("reason_code", "correction")
     payload = {"action": action, "_selected_action": [o.pk for o in objects], "apply": "yes"}
     payload.update({key: str(value) for key, value in data.items()})
     return client.post(url, payload)
@@ -816,7 +818,12 @@ def test_fulfil_orders_action_consumes_stock_and_reports_failures(staff_client, 
     # when
     response = staff_client.post(
         ORDERS,
-        {"action": "fulfil_orders", "_selected_action": [shipped.pk, gone.pk], "index": "0"},
+        {
+            "action": "fulfil_orders",
+            "_selected_action": [shipped.pk, gone.pk],
+            "index": "0",
+            "reason_code": "customer_request",
+        },
     )
 
     # then

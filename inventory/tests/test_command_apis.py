@@ -439,12 +439,20 @@ def test_adjust_up_and_down(api, stocked):
 
     # when
     up = post(
-        api, f"{STOCK}adjust/", {"sku": "TRK-1", "location": "WH-1", "delta": 5, "reason": "found"}
+        api,
+        f"{STOCK}adjust/",
+        {"sku": "TRK-1", "location": "WH-1", "delta": 5, "reason": "found", "reason_code": "found"},
     )
     down = post(
         api,
         f"{STOCK}adjust/",
-        {"sku": "TRK-1", "location": "WH-1", "delta": -2, "reason": "damaged"},
+        {
+            "sku": "TRK-1",
+            "location": "WH-1",
+            "delta": -2,
+            "reason": "damaged",
+            "reason_code": "damaged",
+        },
     )
 
     # then
@@ -465,7 +473,9 @@ def test_adjust_below_available_is_409_and_writes_nothing(api, stocked):
 
     # when
     response = post(
-        api, f"{STOCK}adjust/", {"sku": "TRK-1", "location": "WH-1", "delta": -11, "reason": "r"}
+        api,
+        f"{STOCK}adjust/",
+        {"sku": "TRK-1", "location": "WH-1", "delta": -11, "reason_code": "lost", "reason": "r"},
     )
 
     # then
@@ -482,7 +492,13 @@ def test_count_sets_on_hand_and_records_the_difference(api, stocked):
     response = post(
         api,
         f"{STOCK}count/",
-        {"sku": "TRK-1", "location": "WH-1", "counted": 4, "reason": "stocktake"},
+        {
+            "sku": "TRK-1",
+            "location": "WH-1",
+            "counted": 4,
+            "reason": "stocktake",
+            "reason_code": "cycle_count",
+        },
     )
 
     # then
@@ -499,7 +515,15 @@ def test_count_that_matches_is_still_recorded(api, stocked):
 
     # when
     response = post(
-        api, f"{STOCK}count/", {"sku": "TRK-1", "location": "WH-1", "counted": 10, "reason": "ok"}
+        api,
+        f"{STOCK}count/",
+        {
+            "sku": "TRK-1",
+            "location": "WH-1",
+            "counted": 10,
+            "reason": "ok",
+            "reason_code": "cycle_count",
+        },
     )
 
     # then
@@ -515,7 +539,15 @@ def test_count_below_reserved_is_409_and_writes_nothing(api, stocked):
 
     # when
     response = post(
-        api, f"{STOCK}count/", {"sku": "TRK-1", "location": "WH-1", "counted": 5, "reason": "r"}
+        api,
+        f"{STOCK}count/",
+        {
+            "sku": "TRK-1",
+            "location": "WH-1",
+            "counted": 5,
+            "reason": "r",
+            "reason_code": "cycle_count",
+        },
     )
 
     # then
@@ -593,7 +625,13 @@ STOCK_COMMANDS = [
 
 def _bad_stock_bodies():
     for command, field, ok in STOCK_COMMANDS:
-        base = {"sku": "TRK-1", "location": "WH-1", field: ok, "reason": "r"}
+        base = {
+            "sku": "TRK-1",
+            "location": "WH-1",
+            field: ok,
+            "reason": "r",
+            "reason_code": "found",
+        }
         cases = [
             ({**base, field: -(10**10)}, field, "min_value", "far-negative"),
             ({**base, field: 10**10}, field, "max_value", "huge"),
@@ -612,7 +650,13 @@ def _bad_stock_bodies():
             ({**base, "location": "OLD-1"}, "location", "inactive_location", "inactive-location"),
             ({k: v for k, v in base.items() if k != "location"}, "location", "required", "no-loc"),
             ({**base, "qty": 1}, "qty", "unknown_field", "unknown-field"),
+            ({**base, "reason_code": "nope"}, "reason_code", "invalid_choice", "unknown-code"),
+            ({**base, "reason_code": "unspecified"}, "reason_code", "invalid_choice", "unspec"),
+            ({**base, "reason_code": ""}, "reason_code", "invalid_choice", "blank-code"),
         ]
+        if command in ("adjust", "count"):
+            no_code = {k: v for k, v in base.items() if k != "reason_code"}
+            cases.append((no_code, "reason_code", "reason_code_required", "no-reason-code"))
         if field in ("quantity", "delta"):
             cases.append(({**base, field: 0}, field, None, "zero"))
         if field == "quantity":

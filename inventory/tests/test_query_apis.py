@@ -23,6 +23,7 @@ from inventory.services import (
     stock_set_thresholds,
     transfer_create,
 )
+from tests.audits import coded
 from tests.factories import ProductFactory
 from tests.problems import assert_problem
 
@@ -32,6 +33,7 @@ STOCK = "/api/v1/stock/"
 HISTORY = "/api/v1/stock/history/"
 LOW = "/api/v1/stock/low/"
 CSV_HEADER = [
+    "id",
     "event_id",
     "sku",
     "location_code",
@@ -50,9 +52,12 @@ CSV_HEADER = [
     "actor",
     "source",
     "reason",
+    "reason_code",
     "occurred_at",
     "correlation_id",
     "idempotency_key",
+    "prev_hash",
+    "hash",
 ]
 
 
@@ -320,7 +325,7 @@ def test_history_csv_neutralises_formulas_in_text_but_keeps_negative_deltas(api,
     ProductFactory(sku="TRK-9", name="Widget", track_inventory=True)
     for path, body, key in [
         ("receive/", {"quantity": 10, "reason": '=HYPERLINK("http://x","y")'}, "@SUM(1)"),
-        ("adjust/", {"delta": -5, "reason": "@SUM(1)"}, "-2"),
+        ("adjust/", {"delta": -5, "reason": "@SUM(1)", "reason_code": "damaged"}, "-2"),
     ]:
         response = api.post(
             f"{STOCK}{path}",
@@ -340,6 +345,7 @@ def test_history_csv_neutralises_formulas_in_text_but_keeps_negative_deltas(api,
         ("10", "10", '\'=HYPERLINK("http://x","y")', "'@SUM(1)"),
         ("-5", "5", "'@SUM(1)", "'-2"),
     ]
+    assert [r["reason_code"] for r in rows] == ["unspecified", "damaged"]
 
 
 def test_history_refuses_naive_times_and_unknown_movements(api, db):
@@ -458,7 +464,7 @@ def demand_history(places, audit, monkeypatch):
     on(3)
     stock_issue(sku="TRK-1", location="MAIN", quantity=6, audit=audit)
     on(2)
-    stock_adjust(sku="TRK-1", location="MAIN", delta=-1, audit=audit)
+    stock_adjust(sku="TRK-1", location="MAIN", delta=-1, audit=coded(audit))
     transfer_create(sku="TRK-1", from_location="MAIN", to_location="STORE", quantity=1, audit=audit)
     on(1)
     reservation = reservation_create(sku="TRK-1", quantity=4, location="MAIN", audit=audit)

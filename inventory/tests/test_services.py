@@ -31,6 +31,7 @@ from inventory.services import (
 )
 from orders.models import Order, OrderLine
 from orders.services import order_adjust, order_cancel, order_create, order_fulfil
+from tests.audits import coded
 from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -64,8 +65,8 @@ def test_receive_issue_adjust_count_write_a_ledger_row_and_event_each(tracked, m
     # when
     stock_receive(sku=tracked.sku, location="MAIN", quantity=10, audit=audit)
     stock_issue(sku=tracked.sku, location="MAIN", quantity=3, audit=audit)
-    stock_adjust(sku=tracked.sku, location="MAIN", delta=-2, audit=audit)
-    stock_count(sku=tracked.sku, location="MAIN", counted=7, audit=audit)
+    stock_adjust(sku=tracked.sku, location="MAIN", delta=-2, audit=coded(audit))
+    stock_count(sku=tracked.sku, location="MAIN", counted=7, audit=coded(audit))
 
     # then
     assert _numbers(tracked, main) == (7, 0, 7, 0, 0)
@@ -90,7 +91,7 @@ def test_taking_more_than_available_is_refused_with_the_available_quantity(track
     # when / then
     for attempt in (
         lambda: stock_issue(sku=tracked.sku, location="MAIN", quantity=4, audit=audit),
-        lambda: stock_adjust(sku=tracked.sku, location="MAIN", delta=-4, audit=audit),
+        lambda: stock_adjust(sku=tracked.sku, location="MAIN", delta=-4, audit=coded(audit)),
         lambda: reservation_create(sku=tracked.sku, quantity=4, audit=audit),
         lambda: transfer_create(
             sku=tracked.sku, from_location="MAIN", to_location="MAIN2", quantity=1, audit=audit
@@ -108,7 +109,7 @@ def test_count_below_reserved_is_refused(tracked, main, audit):
     stock_receive(sku=tracked.sku, location="MAIN", quantity=5, audit=audit)
     reservation_create(sku=tracked.sku, quantity=4, audit=audit)
     with pytest.raises(CountBelowReserved):
-        stock_count(sku=tracked.sku, location="MAIN", counted=3, audit=audit)
+        stock_count(sku=tracked.sku, location="MAIN", counted=3, audit=coded(audit))
 
 
 def test_a_reservation_without_location_allocates_by_priority(tracked, main, store, audit):

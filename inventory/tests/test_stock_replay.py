@@ -32,6 +32,7 @@ from inventory.services import (
     transfer_create,
     transfer_receive,
 )
+from tests.audits import coded
 from tests.factories import ProductFactory
 
 QUANTITIES = ("on_hand", "reserved", "in_transit", "backorder", "version")
@@ -59,8 +60,8 @@ def _every_movement_kind(audit: Audit) -> None:
     ProductFactory(sku="BO-1", track_inventory=True, allow_backorder=True)
     stock_receive(sku="TRK-1", location="MAIN", quantity=20, audit=audit)
     stock_issue(sku="TRK-1", location="MAIN", quantity=3, audit=audit)
-    stock_adjust(sku="TRK-1", location="MAIN", delta=-2, audit=audit)
-    stock_count(sku="TRK-1", location="MAIN", counted=16, audit=audit)
+    stock_adjust(sku="TRK-1", location="MAIN", delta=-2, audit=coded(audit))
+    stock_count(sku="TRK-1", location="MAIN", counted=16, audit=coded(audit))
     shipped = transfer_create(
         sku="TRK-1", from_location="MAIN", to_location="STORE", quantity=4, audit=audit
     )
@@ -238,7 +239,7 @@ def test_stock_drift_reports_ledger_rows_without_a_level(audit):
 
 # --- Property: any sequence of commands replays to the levels ------------------------------
 
-AUDIT = Audit(actor="prop", source=Source.SYSTEM, reason="property")
+AUDIT = Audit(actor="prop", source=Source.SYSTEM, reason="property", reason_code="correction")
 SKUS = ["PR-A", "PR-B"]  # PR-B allows backorders
 PLACES = ["P-MAIN", "P-STORE"]
 

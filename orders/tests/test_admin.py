@@ -32,7 +32,13 @@ def timeline_url(order: Order) -> str:
 
 
 def change_form_data(
-    order: Order, *, quantities=None, new_lines=None, reason: str = "", expected_version=None
+    order: Order,
+    *,
+    quantities=None,
+    new_lines=None,
+    reason: str = "",
+    reason_code: str = "correction",
+    expected_version=None,
 ) -> dict[str, str]:
     """What the change page posts: the order form, the `lines` management form and one row
     per line, rendered from the order as it is now (so build it before any concurrent
@@ -43,6 +49,7 @@ def change_form_data(
     version = order.version if expected_version is None else expected_version
     data = {
         "reason": reason,
+        "reason_code": reason_code,
         "expected_version": str(version),
         "lines-TOTAL_FORMS": str(len(lines) + len(new_lines)),
         "lines-INITIAL_FORMS": str(len(lines)),
@@ -62,11 +69,14 @@ def change_form_data(
     return data
 
 
-def add_form_data(*, customer=None, reference: str, lines: dict) -> dict[str, str]:
+def add_form_data(
+    *, customer=None, reference: str, lines: dict, reason_code: str = "customer_request"
+) -> dict[str, str]:
     data = {
         "customer": str(customer.pk) if customer else "",
         "reference": reference,
         "reason": "",
+        "reason_code": reason_code,
         "lines-TOTAL_FORMS": str(len(lines)),
         "lines-INITIAL_FORMS": "0",
         "lines-MIN_NUM_FORMS": "0",
@@ -294,7 +304,11 @@ def test_cancel_action_reports_successes_and_failures(staff_client, make_order, 
     # when
     response = staff_client.post(
         reverse("admin:orders_order_changelist"),
-        {"action": "cancel_orders", "_selected_action": [open_order.pk, cancelled.pk]},
+        {
+            "action": "cancel_orders",
+            "_selected_action": [open_order.pk, cancelled.pk],
+            "reason_code": "customer_request",
+        },
     )
 
     # then

@@ -903,8 +903,6 @@ BAD_PATCH_BODIES = [
     pytest.param(
         {**_line(5, sku="NOPE-1"), "reason": "r"}, "lines", "unknown_sku", id="unknown-sku"
     ),
-    pytest.param(_line(5), "reason", "required", id="missing-reason"),
-    pytest.param({**_line(5), "reason": ""}, "reason", "blank", id="blank-reason"),
     pytest.param({"reason": "r"}, "lines", "required", id="missing-lines"),
     pytest.param({"lines": [], "reason": "r"}, "lines", "empty", id="empty-lines"),
     pytest.param({"lines": {"SKU-1": 5}, "reason": "r"}, "lines", "not_a_list", id="lines-dict"),
@@ -918,6 +916,15 @@ BAD_PATCH_BODIES = [
         id="duplicate-sku",
     ),
     pytest.param({**_line(5), "reason": "r", "version": 1}, "version", "unknown_field", id="extra"),
+    pytest.param(
+        {**_line(5), "reason_code": "nope"}, "reason_code", "invalid_choice", id="unknown-code"
+    ),
+    pytest.param(
+        {**_line(5), "reason_code": "unspecified"},
+        "reason_code",
+        "invalid_choice",
+        id="unspecified-code",
+    ),
 ]
 
 

@@ -414,6 +414,8 @@ def _bodies(draw):
     body = {"items": draw(st.lists(_items(), min_size=0, max_size=4))}
     if draw(st.booleans()):
         body["reason"] = _mostly(draw, st.from_regex(r"[a-z]{0,5}( [a-z]{1,5})?", fullmatch=True))
+    if draw(st.booleans()):
+        body["reason_code"] = _mostly(draw, st.sampled_from(["damaged", "unspecified", "nope"]))
     if not draw(st.integers(0, 19)):
         body["extra"] = draw(_values)
     return body
@@ -434,6 +436,8 @@ def test_what_the_quick_check_accepts_the_serializer_accepts_unchanged(body):
         assert serializer.is_valid(), serializer.errors
         expected = {"items": serializer.validated_data["items"], "reason": ""}
         expected["reason"] = serializer.validated_data.get("reason", "")
+        if "reason_code" in serializer.validated_data:
+            expected["reason_code"] = serializer.validated_data["reason_code"]
         assert quick == expected
 
 

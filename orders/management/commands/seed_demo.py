@@ -105,8 +105,8 @@ ORDERS = [
 ]
 
 
-def _audit(reason: str) -> Audit:
-    return Audit(actor="demo", source=Source.SYSTEM, reason=reason)
+def _audit(reason: str, reason_code: str = "") -> Audit:
+    return Audit(actor="demo", source=Source.SYSTEM, reason=reason, reason_code=reason_code)
 
 
 class Command(BaseCommand):
@@ -205,10 +205,16 @@ class Command(BaseCommand):
             sku="CRATE-EU", location="WH-MAIN", quantity=2, audit=_audit("Used in the warehouse")
         )
         stock.stock_adjust(
-            sku="GADGET-200", location="WH-EAST", delta=-3, audit=_audit("Damaged in handling")
+            sku="GADGET-200",
+            location="WH-EAST",
+            delta=-3,
+            audit=_audit("Damaged in handling", "damaged"),
         )
         stock.stock_count(
-            sku="NUT-M8", location="WH-EAST", counted=996, audit=_audit("Cycle count")
+            sku="NUT-M8",
+            location="WH-EAST",
+            counted=996,
+            audit=_audit("Cycle count", "cycle_count"),
         )
 
     def _seed_orders(self, customer_ids: dict[str, int]) -> None:
