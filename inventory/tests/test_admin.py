@@ -320,6 +320,66 @@ def test_adjust_action_adds_with_a_positive_delta_and_refuses_zero(staff_client,
     assert ledger(tracked, main)[-1][:3] == ("adjust", 3, 13)
 
 
+@pytest.mark.parametrize(
+    ("action", "data"), [("adjust_stock", {"delta": -1}), ("count_stock", {"counted": 4})]
+)
+def test_adjust_and_count_forms_without_a_reason_code_are_refused(
+    staff_client, tracked, main, action, data
+):
+    # given
+    level = receive(tracked, main, 10)
+    rows = StockLedgerEntry.objects.count()
+
+    # when
+    response = apply_action(
+        staff_client, LEVELS, action, [level], reason="r", reason_code="", **data
+    )
+
+    # then
+    assert response.status_code == 200
+    assert "This field is required." in response.content.decode()
+    assert StockLedgerEntry.objects.count() == rows
+    assert numbers(tracked, main) == (10, 0, 10, 0, 0)
+
+
+def test_without_the_admin_door_required_only_adjust_and_count_need_a_code(
+    staff_client, tracked, main, settings
+):
+    # given
+    settings.REASON_CODE_REQUIRED_DOORS = []
+    level = receive(tracked, main, 10)
+
+    # when
+    received = apply_action(
+        staff_client, LEVELS, "receive_stock", [level], quantity=2, reason="r", reason_code=""
+    )
+    adjusted = apply_action(
+        staff_client, LEVELS, "adjust_stock", [level], delta=-1, reason="r", reason_code=""
+    )
+
+    # then
+    assert (received.status_code, adjusted.status_code) == (302, 200)
+    assert numbers(tracked, main) == (12, 0, 12, 0, 0)
+    assert StockLedgerEntry.objects.order_by("-id").first().reason_code == "unspecified"
+
+
+def test_the_stock_admin_records_the_reason_code_and_the_timeline_shows_it(
+    staff_client, tracked, main
+):
+    # given
+    level = receive(tracked, main, 10)
+
+    # when
+    apply_action(
+        staff_client, LEVELS, "adjust_stock", [level], delta=-2, reason="r", reason_code="damaged"
+    )
+    timeline = staff_client.get(reverse("admin:inventory_stocklevel_timeline", args=[level.pk]))
+
+    # then
+    assert StockLedgerEntry.objects.order_by("-id").first().reason_code == "damaged"
+    assert "<code>damaged</code>" in timeline.content.decode()
+
+
 def test_count_action_sets_on_hand_and_refuses_a_count_below_reserved(
     staff_client, tracked, other, main
 ):

@@ -348,6 +348,29 @@ def test_history_csv_neutralises_formulas_in_text_but_keeps_negative_deltas(api,
     assert [r["reason_code"] for r in rows] == ["unspecified", "damaged"]
 
 
+def test_history_filters_by_reason_code_and_refuses_unknown_ones(api, stocked, audit):
+    # given: the fixture's movements were recorded as `system`
+    stock_adjust(sku="TRK-1", location="MAIN", delta=-1, audit=coded(audit, "damaged"))
+    stock_adjust(sku="TRK-2", location="MAIN", delta=2, audit=coded(audit, "found"))
+
+    # when
+    both = api.get(HISTORY, {"reason_code": "damaged,found"})
+    repeated = api.get(HISTORY, {"reason_code": ["found", "damaged"]})
+    exported = csv_rows(api.get(HISTORY, {"format": "csv", "reason_code": "found"}))
+    unknown = api.get(HISTORY, {"reason_code": "nope"})
+    empty = api.get(HISTORY, {"reason_code": ""})
+
+    # then
+    assert [(r["sku"], r["reason_code"]) for r in both.json()["results"]] == [
+        ("TRK-1", "damaged"),
+        ("TRK-2", "found"),
+    ]
+    assert repeated.json()["results"] == both.json()["results"]
+    assert [(r["sku"], r["reason_code"]) for r in exported] == [("TRK-2", "found")]
+    assert field_errors(unknown) == {"reason_code"}
+    assert field_errors(empty) == {"reason_code"}
+
+
 def test_history_refuses_naive_times_and_unknown_movements(api, db):
     assert field_errors(api.get(HISTORY, {"since": "2026-01-01T00:00:00"})) == {"since"}
     assert field_errors(api.get(HISTORY, {"until": "yesterday"})) == {"until"}

@@ -188,6 +188,84 @@ def test_quantity_change_without_reason_is_refused(staff_client, make_order, pro
     assert quantity_of(order, product) == 100
 
 
+def test_quantity_change_without_a_reason_code_is_refused(staff_client, make_order, product):
+    # given
+    order = make_order(lines={product.sku: 100})
+    ledger_rows = OrderLedgerEntry.objects.count()
+    data = change_form_data(order, quantities={product.sku: 120}, reason="Called", reason_code="")
+
+    # when
+    response = staff_client.post(change_url(order), data)
+
+    # then
+    assert response.status_code == 200
+    assert "A change through the admin needs a reason code" in response.content.decode()
+    assert OrderLedgerEntry.objects.count() == ledger_rows
+    order.refresh_from_db()
+    assert order.version == 1
+    assert quantity_of(order, product) == 100
+
+
+def test_add_page_without_a_reason_code_is_refused(staff_client, customer, product):
+    # given
+    data = add_form_data(customer=customer, reference="REF-NC", lines={product: 5}, reason_code="")
+
+    # when
+    response = staff_client.post(reverse("admin:orders_order_add"), data)
+
+    # then
+    assert response.status_code == 200
+    assert "A change through the admin needs a reason code" in response.content.decode()
+    assert not Order.objects.filter(reference="REF-NC").exists()
+
+
+def test_the_admin_records_the_reason_code_it_was_given(staff_client, make_order, product):
+    # given
+    order = make_order(lines={product.sku: 100})
+    data = change_form_data(order, quantities={product.sku: 90}, reason="r", reason_code="lost")
+
+    # when
+    response = staff_client.post(change_url(order), data)
+
+    # then
+    assert response.status_code == 302
+    assert OrderLedgerEntry.objects.get(order=order, version=2).reason_code == "lost"
+
+
+def test_without_the_admin_door_required_a_change_needs_no_code(
+    staff_client, make_order, product, settings
+):
+    # given
+    settings.REASON_CODE_REQUIRED_DOORS = []
+    order = make_order(lines={product.sku: 100})
+    data = change_form_data(order, quantities={product.sku: 90}, reason="r", reason_code="")
+
+    # when
+    response = staff_client.post(change_url(order), data)
+
+    # then
+    assert response.status_code == 302
+    assert OrderLedgerEntry.objects.get(order=order, version=2).reason_code == "unspecified"
+
+
+def test_cancel_action_without_a_reason_code_cancels_nothing(staff_client, make_order, product):
+    # given
+    order = make_order(lines={product.sku: 100})
+
+    # when
+    response = staff_client.post(
+        reverse("admin:orders_order_changelist"),
+        {"action": "cancel_orders", "_selected_action": [order.pk]},
+    )
+
+    # then
+    assert response.status_code == 302
+    order.refresh_from_db()
+    assert order.status == OrderStatus.OPEN
+    assert not OrderLedgerEntry.objects.filter(order=order, version=2).exists()
+    assert any("Could not cancel any order" in m for m in messages_of(response))
+
+
 def test_stale_form_is_refused_and_nothing_is_written(staff_client, make_order, product, audit):
     # given
     order = make_order(lines={product.sku: 100})

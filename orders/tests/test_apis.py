@@ -1205,3 +1205,58 @@ def test_first_history_page_costs_two_queries(api, make_order, product, django_a
     # then
     assert response.status_code == 200
     assert len(response.json()["results"]) == 1
+
+
+# --- Reason codes ---------------------------------------------------------------------------
+
+
+def test_an_integrator_needs_no_reason_nor_code_and_unspecified_is_recorded(api, product):
+    # given
+    body = {"lines": [{"sku": product.sku, "quantity": 100}]}
+    created = api.post(ORDERS, body, format="json")
+    order_id = created.json()["id"]
+
+    # when
+    changed = api.patch(
+        detail_url(order_id), {"lines": [{"sku": product.sku, "quantity": 120}]}, format="json"
+    )
+
+    # then
+    assert (created.status_code, changed.status_code) == (201, 200)
+    rows = OrderLedgerEntry.objects.filter(order_id=order_id).order_by("version")
+    assert [(r.version, r.reason, r.reason_code) for r in rows] == [
+        (1, "", "unspecified"),
+        (2, "", "unspecified"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("patch", "", {"lines": [{"sku": "SKU-1", "quantity": 5}]}),
+        ("post", "adjust/", {"sku": "SKU-1", "delta": 1, "reason": "r"}),
+        ("post", "cancel/", {}),
+        ("post", "fulfil/", {}),
+    ],
+    ids=["patch", "adjust", "cancel", "fulfil"],
+)
+def test_every_order_write_records_its_code_and_refuses_an_unknown_one(
+    api, make_order, product, method, path, body
+):
+    # given
+    order = make_order(lines={product.sku: 100})
+    url = f"{detail_url(order.pk)}{path}"
+    before = counts()
+
+    # when
+    refused = getattr(api, method)(url, {**body, "reason_code": "nope"}, format="json")
+    unchanged = counts()
+    applied = getattr(api, method)(url, {**body, "reason_code": "correction"}, format="json")
+
+    # then
+    problem = assert_problem(refused, 400, "validation_error")
+    assert [e["attr"] for e in problem["errors"]] == ["reason_code"]
+    assert unchanged == before
+    assert applied.status_code == 200, applied.content
+    latest = OrderLedgerEntry.objects.filter(order=order).order_by("-version").first()
+    assert (latest.version, latest.reason_code) == (2, "correction")

@@ -323,6 +323,9 @@ def _item(**fields) -> dict:
         ({"items": [_item(order=2**63)]}, "items.0.order", "max_value"),
         ({"items": [_item(sku="S" * 65)]}, "items.0.sku", "max_length"),
         ({"items": [_item(expected_version=0)]}, "items.0.expected_version", "min_value"),
+        ({"items": [_item()], "reason_code": "nope"}, "reason_code", "invalid_choice"),
+        ({"items": [_item()], "reason_code": "unspecified"}, "reason_code", "invalid_choice"),
+        ({"items": [_item()], "reason_code": 7}, "reason_code", "invalid_choice"),
     ],
 )
 def test_bad_input_is_a_400_problem_and_writes_nothing(api, orders, body, attr, code):
@@ -451,3 +454,39 @@ def test_the_quick_check_accepts_the_usual_batch():
     }
     assert well_formed(body) == body
     assert well_formed({"items": body["items"]}) == {"items": body["items"], "reason": ""}
+
+
+def test_the_batch_reason_code_is_recorded_on_every_item(api, orders):
+    # given
+    a, b = orders
+    body = {
+        "items": [
+            {"order": a, "sku": "SKU-1", "delta": 1},
+            {"order": b, "sku": "SKU-1", "delta": -1},
+        ],
+        "reason_code": "correction",
+    }
+
+    # when
+    response = post(api, body, atomic="true")
+
+    # then
+    assert response.status_code == 200, response.content
+    rows = OrderLedgerEntry.objects.filter(order_id__in=orders, version=2)
+    assert sorted(r.reason_code for r in rows) == ["correction", "correction"]
+
+
+def test_an_api_door_that_requires_a_code_refuses_the_whole_batch(api, orders, settings):
+    # given
+    settings.REASON_CODE_REQUIRED_DOORS = ["api"]
+    before = counts()
+
+    # when
+    response = post(api, {"items": [{"order": orders[0], "sku": "SKU-1", "delta": 1}]})
+
+    # then
+    problem = assert_problem(response, 400, "validation_error")
+    assert [(e["attr"], e["code"]) for e in problem["errors"]] == [
+        ("reason_code", "reason_code_required")
+    ]
+    assert counts() == before
