@@ -191,9 +191,10 @@ def proof_report(proof: dict, kind: str, chains: dict, key: bytes) -> tuple[list
         return problems, []
     later = len(rows) - position - 1
     findings = [
-        f"{name}: rows 1-{position + 1} of the export are sealed by seal {seal['number']} "
-        f"(tree size {seal['tree_size']}, sealed at {seal['sealed_at']})"
-        + (f"; {later} later row(s) chain on from them but are not sealed yet" if later else "")
+        f"{name}: its rows up to row {sealed['id']} (version {sealed['version']}) are covered "
+        f"by seal {seal['number']} (tree size {seal['tree_size']}, sealed at "
+        f"{seal['sealed_at']})"
+        + (f"; {later} later row(s) chain on from it but are not sealed yet" if later else "")
     ]
     return problems, findings
 
