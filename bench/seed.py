@@ -10,10 +10,15 @@ tables emptied and filled again on every run, so each run starts from the same s
 - 100 customers;
 - ORDERS (10,000) open orders, ids 1..ORDERS, each with LINES_PER_ORDER (3) lines on
   untracked products: line k of order i is on `BENCH-U-{(3 i + k) % 50}` (`order_skus`),
-  quantity 500..999; one `order.created` ledger row per line and one outbox event per
-  order, already published so that the relay starts with an empty backlog;
+  quantity 500..999; one `order.created` ledger row per line (reason code `system`) and
+  one outbox event per order, already published so that the relay starts with an empty
+  backlog;
 - HISTORY_ORDERS (4) orders, ids ORDERS+1.., with one line and HISTORY_ENTRIES (10,000)
-  ledger rows (versions 1..10,000; one outbox event per version, published);
+  ledger rows (versions 1..10,000, reason code `customer_request`; one outbox event per
+  version, published);
+- every ledger row with its hash chain (history.chain: `prev_hash`, `hash`) and every order
+  and stock level with its `ledger_head`, so that `manage.py verify_ledger` finds every
+  chain intact (see `ChainedRows`);
 - the projections folded up to date, and an integrator user with an API token.
 
 bench/pgbench/*.sql rely on these ids and on the line -> product rule.
@@ -24,6 +29,10 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from history.chain import GENESIS, order_entry_hash, stock_entry_hash
 
 ORDERS = 10_000
 LINES_PER_ORDER = 3
@@ -78,12 +87,14 @@ def database_url() -> str:
 
 
 # The outbox payload of an order event, shaped like history.events.order_event_data.
-def _payload_sql(order: str, version: str, status: str, changes: str, occurred: str) -> str:
+def _payload_sql(
+    order: str, version: str, status: str, changes: str, occurred: str, reason_code: str
+) -> str:
     return f"""jsonb_build_object(
         'order_id', {order}, 'aggregate_version', {version}, 'status', {status},
         'reference', 'BENCH-' || {order}, 'customer_id', 1 + {order} % {CUSTOMERS},
         'changes', {changes}, 'actor', 'bench-seed', 'source', 'system',
-        'reason', 'benchmark seed', 'correlation_id', '',
+        'reason', 'benchmark seed', 'reason_code', {reason_code}, 'correlation_id', '',
         'occurred_at', to_char({occurred} AT TIME ZONE 'UTC',
                                'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))"""
 
@@ -96,6 +107,7 @@ CREATED_PAYLOAD = _payload_sql(
     " 'delta', l.quantity) ORDER BY l.id) FROM orders_orderline l"
     " JOIN inventory_product p ON p.id = l.product_id WHERE l.order_id = o.id)",
     "o.created_at",
+    "'system'",
 )
 HISTORY_PAYLOAD = _payload_sql(
     "e.order_id",
@@ -104,7 +116,75 @@ HISTORY_PAYLOAD = _payload_sql(
     "jsonb_build_array(jsonb_build_object('sku', e.sku, 'before', e.quantity_before,"
     " 'after', e.quantity_after, 'delta', e.delta))",
     "e.occurred_at",
+    "e.reason_code",
 )
+
+
+# The hash chains (history.chain, issue 11). Every ledger row stores `prev_hash` (its
+# order's, or stock level's, previous row's hash; GENESIS for the first) and `hash`, and
+# the order (stock level) stores the last one as `ledger_head`; `manage.py verify_ledger`
+# recomputes them all.
+#
+# How the seed gets them: each ledger insert is a SELECT (the same set-based SQL as
+# before, in the aggregates' (key, version) order, which is the id order the rows get)
+# whose rows come to Python, are hashed with history.chain itself (`order_entry_hash`,
+# `stock_entry_hash`: the encoding is not written out a second time here), and go back to
+# the table with COPY, `prev_hash` and `hash` included; the heads are set at the end with
+# one UPDATE per aggregate table. The other way, the migration's (INSERT, then a hashing
+# pass that UPDATEs every ledger row with the append-only triggers switched off), writes
+# each of the 70,000 ledger rows twice: a second row version and, the pages being full, a
+# second entry in each of the ledger's seven indexes, and dead tuples in the table the
+# history scenario reads. Here each ledger row is written once and the triggers stay on.
+# The values are still SQL's: the hash covers what PostgreSQL returned (`occurred_at` to
+# the microsecond, the md5 event ids), and COPY writes those same values back.
+@dataclass(frozen=True)
+class ChainedRows:
+    """Ledger rows made by `select` (its column names are the table's), chained per
+    aggregate (`key` columns) in the select's order."""
+
+    table: str
+    select: str
+    key: tuple[str, ...]
+    entry_hash: Callable[[bytes, dict], bytes]
+
+
+def _insert_chained(step: ChainedRows, heads: dict) -> int:
+    """Insert the step's rows with their chain hashes; `heads` (aggregate key -> last hash)
+    carries each chain on from one step to the next and ends with every head."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(step.select)
+        columns = [column.name for column in cursor.description]
+        rows = cursor.fetchall()
+        key = [columns.index(name) for name in step.key]
+        copy_sql = f"COPY {step.table} ({', '.join(columns)}, prev_hash, hash) FROM STDIN"
+        with cursor.cursor.copy(copy_sql) as copy:
+            for row in rows:
+                aggregate = tuple(row[i] for i in key)
+                prev = heads.get(aggregate, GENESIS)
+                digest = step.entry_hash(prev, dict(zip(columns, row, strict=True)))
+                heads[aggregate] = digest
+                copy.write_row((*row, prev, digest))
+    return len(rows)
+
+
+def _set_heads(heads: dict) -> None:
+    """Every order's and stock level's `ledger_head`: the hash of its last ledger row."""
+    orders = [(k[0], h) for k, h in heads.items() if len(k) == 1]
+    levels = [(*k, h) for k, h in heads.items() if len(k) == 2]
+    _execute(
+        "UPDATE orders_order AS o SET ledger_head = v.h "
+        "FROM unnest(%s::bigint[], %s::bytea[]) AS v(id, h) WHERE o.id = v.id",
+        [[o for o, _ in orders], [h for _, h in orders]],
+    )
+    _execute(
+        "UPDATE inventory_stocklevel AS s SET ledger_head = v.h "
+        "FROM unnest(%s::bigint[], %s::bigint[], %s::bytea[]) AS v(p, l, h) "
+        "WHERE s.product_id = v.p AND s.location_id = v.l",
+        [list(column) for column in zip(*levels, strict=True)] if levels else [[], [], []],
+    )
+
 
 SEED_SQL = [
     # Products: ids 1..50 untracked, 51..60 tracked (RESTART IDENTITY makes this exact).
@@ -124,16 +204,22 @@ SEED_SQL = [
        SELECT p.id, l.id, 1000000000, 0, 0, 0, 0, 0, false, 1, now()
        FROM inventory_product p CROSS JOIN inventory_location l
        WHERE p.track_inventory ORDER BY p.id""",
-    """INSERT INTO history_stockledgerentry (
-           event_id, product_id, sku, location_id, location_code, movement, delta_on_hand,
-           delta_reserved, delta_in_transit, delta_backorder, on_hand_after, reserved_after,
-           in_transit_after, backorder_after, version, reference_type, reference_id, actor,
-           source, reason, occurred_at, correlation_id, idempotency_key)
-       SELECT md5('receive-' || p.id)::uuid, p.id, p.sku, l.id, l.code, 'receive', 1000000000,
-              0, 0, 0, 1000000000, 0, 0, 0, 1, '', '', 'bench-seed', 'system', 'benchmark seed',
-              now() - interval '2 days', '', ''
-       FROM inventory_product p CROSS JOIN inventory_location l
-       WHERE p.track_inventory ORDER BY p.id""",
+    ChainedRows(
+        "history_stockledgerentry",
+        """SELECT md5('receive-' || p.id)::uuid AS event_id, p.id AS product_id, p.sku,
+                  l.id AS location_id, l.code AS location_code, 'receive' AS movement,
+                  1000000000 AS delta_on_hand, 0 AS delta_reserved, 0 AS delta_in_transit,
+                  0 AS delta_backorder, 1000000000 AS on_hand_after, 0 AS reserved_after,
+                  0 AS in_transit_after, 0 AS backorder_after, 1 AS version,
+                  '' AS reference_type, '' AS reference_id, 'bench-seed' AS actor,
+                  'system' AS source, 'system' AS reason_code, 'benchmark seed' AS reason,
+                  now() - interval '2 days' AS occurred_at, '' AS correlation_id,
+                  '' AS idempotency_key
+           FROM inventory_product p CROSS JOIN inventory_location l
+           WHERE p.track_inventory ORDER BY p.id""",
+        key=("product_id", "location_id"),
+        entry_hash=stock_entry_hash,
+    ),
     f"""INSERT INTO history_outboxevent (event_id, aggregate_type, aggregate_id,
             aggregate_version, event_type, payload, created_at, published_at, attempts,
             last_error)
@@ -156,16 +242,19 @@ SEED_SQL = [
         SELECT i, 1 + (i * 3 + k) % {UNTRACKED}, 500 + (i * 7 + k * 131) % 500
         FROM generate_series(1, {ORDERS}) AS i CROSS JOIN generate_series(0, 2) AS k
         ORDER BY i, k""",
-    f"""INSERT INTO history_orderledgerentry (
-            event_id, order_id, product_id, sku, version, event_type, delta, quantity_before,
-            quantity_after, actor, source, reason, occurred_at, correlation_id,
-            idempotency_key)
-        SELECT md5('order-' || o.id)::uuid, o.id, l.product_id, p.sku, 1, 'order.created',
-               l.quantity, 0, l.quantity, 'bench-seed', 'system', 'benchmark seed',
-               o.created_at, '', ''
-        FROM orders_order o JOIN orders_orderline l ON l.order_id = o.id
-        JOIN inventory_product p ON p.id = l.product_id
-        WHERE o.id <= {ORDERS} ORDER BY l.id""",
+    ChainedRows(
+        "history_orderledgerentry",
+        f"""SELECT md5('order-' || o.id)::uuid AS event_id, o.id AS order_id, l.product_id,
+                   p.sku, 1 AS version, 'order.created' AS event_type, l.quantity AS delta,
+                   0 AS quantity_before, l.quantity AS quantity_after, 'bench-seed' AS actor,
+                   'system' AS source, 'system' AS reason_code, 'benchmark seed' AS reason,
+                   o.created_at AS occurred_at, '' AS correlation_id, '' AS idempotency_key
+            FROM orders_order o JOIN orders_orderline l ON l.order_id = o.id
+            JOIN inventory_product p ON p.id = l.product_id
+            WHERE o.id <= {ORDERS} ORDER BY l.id""",
+        key=("order_id",),
+        entry_hash=order_entry_hash,
+    ),
     f"""INSERT INTO history_outboxevent (event_id, aggregate_type, aggregate_id,
             aggregate_version, event_type, payload, created_at, published_at, attempts,
             last_error)
@@ -182,19 +271,26 @@ SEED_SQL = [
     f"""INSERT INTO orders_orderline (order_id, product_id, quantity)
         SELECT id, 1, {100 + (1 if HISTORY_ENTRIES % 2 == 0 else 0)}
         FROM orders_order WHERE id > {ORDERS} ORDER BY id""",
-    f"""INSERT INTO history_orderledgerentry (
-            event_id, order_id, product_id, sku, version, event_type, delta, quantity_before,
-            quantity_after, actor, source, reason, occurred_at, correlation_id,
-            idempotency_key)
-        SELECT md5('history-' || o.id || '-' || v)::uuid, o.id, 1, 'BENCH-U-000', v,
-               CASE WHEN v = 1 THEN 'order.created' ELSE 'order.quantity_adjusted' END,
-               CASE WHEN v = 1 THEN 100 WHEN v % 2 = 0 THEN 1 ELSE -1 END,
-               CASE WHEN v = 1 THEN 0 WHEN v % 2 = 0 THEN 100 ELSE 101 END,
-               CASE WHEN v % 2 = 0 THEN 101 ELSE 100 END,
-               'integrator-' || v % 17, 'api', 'Customer asked by phone to change quantities',
-               o.created_at + v * interval '1 second', md5(o.id || '-' || v), ''
-        FROM orders_order o CROSS JOIN generate_series(1, {HISTORY_ENTRIES}) AS v
-        WHERE o.id > {ORDERS} ORDER BY o.id, v""",
+    ChainedRows(
+        "history_orderledgerentry",
+        f"""SELECT md5('history-' || o.id || '-' || v)::uuid AS event_id, o.id AS order_id,
+                   1 AS product_id, 'BENCH-U-000' AS sku, v AS version,
+                   CASE WHEN v = 1 THEN 'order.created' ELSE 'order.quantity_adjusted' END
+                       AS event_type,
+                   CASE WHEN v = 1 THEN 100 WHEN v % 2 = 0 THEN 1 ELSE -1 END AS delta,
+                   CASE WHEN v = 1 THEN 0 WHEN v % 2 = 0 THEN 100 ELSE 101 END
+                       AS quantity_before,
+                   CASE WHEN v % 2 = 0 THEN 101 ELSE 100 END AS quantity_after,
+                   'integrator-' || v % 17 AS actor, 'api' AS source,
+                   'customer_request' AS reason_code,
+                   'Customer asked by phone to change quantities' AS reason,
+                   o.created_at + v * interval '1 second' AS occurred_at,
+                   md5(o.id || '-' || v) AS correlation_id, '' AS idempotency_key
+            FROM orders_order o CROSS JOIN generate_series(1, {HISTORY_ENTRIES}) AS v
+            WHERE o.id > {ORDERS} ORDER BY o.id, v""",
+        key=("order_id",),
+        entry_hash=order_entry_hash,
+    ),
     f"""INSERT INTO history_outboxevent (event_id, aggregate_type, aggregate_id,
             aggregate_version, event_type, payload, created_at, published_at, attempts,
             last_error)
@@ -243,8 +339,13 @@ def seed() -> dict:
         _execute("SET LOCAL session_replication_role = replica")
         _execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
         _execute("SET LOCAL session_replication_role = origin")
-        for statement in SEED_SQL:
-            _execute(statement)
+        heads: dict = {}
+        for step in SEED_SQL:
+            if isinstance(step, ChainedRows):
+                _insert_chained(step, heads)
+            else:
+                _execute(step)
+        _set_heads(heads)
     filled = time.perf_counter() - started
     with connection.cursor() as cursor:
         for table in DATA_TABLES:
