@@ -134,9 +134,12 @@ HISTORY_PAYLOAD = _payload_sql(
 # pass that UPDATEs every ledger row with the append-only triggers switched off), writes
 # each of the 70,000 ledger rows twice: a second row version and, the pages being full, a
 # second entry in each of the ledger's seven indexes, and dead tuples in the table the
-# history scenario reads. Here each ledger row is written once and the triggers stay on.
-# The values are still SQL's: the hash covers what PostgreSQL returned (`occurred_at` to
-# the microsecond, the md5 event ids), and COPY writes those same values back.
+# history scenario reads (not measured; that is how PostgreSQL updates a full page). Here
+# each ledger row is written once and the triggers stay on. The values are still SQL's:
+# the hash covers what PostgreSQL returned (`occurred_at` to the microsecond, the md5
+# event ids), and COPY writes those same values back. The price is the round trip through
+# Python: the fill went from ~2.8 s to ~4.3 s at a load average of 1-2 (bench/README.md,
+# "After the hash chain"), most of it the hashing, which either way must do.
 @dataclass(frozen=True)
 class ChainedRows:
     """Ledger rows made by `select` (its column names are the table's), chained per
