@@ -8,7 +8,12 @@ from collections.abc import Callable
 from django.db import DatabaseError
 from django.http import StreamingHttpResponse
 from drf_orjson_renderer.renderers import ORJSONRenderer
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 
@@ -18,7 +23,13 @@ from config.api.pagination import OldestFirstPagination
 from history.filters import LedgerFilter
 from history.models import AccessAction, OrderLedgerEntry
 from history.renderers import CSVRenderer
-from history.selectors import ledger_entries
+from history.selectors import (
+    DELIVERY_LABELS,
+    Delivery,
+    event_deliveries,
+    ledger_entries,
+    ledger_sealed,
+)
 from history.services import access_log_record
 
 logger = logging.getLogger(__name__)
@@ -49,7 +60,65 @@ _FORMAT = OpenApiParameter(
 )
 
 
-class LedgerEntrySerializer(serializers.ModelSerializer):
+class DeliveryOutput(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=list(DELIVERY_LABELS.items()),
+        help_text="`purged`: published, and its outbox row since purged "
+        "(OUTBOX_RETENTION_DAYS), so when and after how many attempts is no longer known.",
+    )
+    published_at = serializers.DateTimeField(allow_null=True)
+    attempts = serializers.IntegerField(allow_null=True)
+    last_error = serializers.CharField(allow_blank=True)
+    dead_lettered_at = serializers.DateTimeField(allow_null=True)
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+
+
+def delivery_document(delivery: Delivery) -> dict:
+    """A row's delivery as the history JSON carries it (DeliveryOutput documents it)."""
+    return {
+        "status": delivery.status,
+        "published_at": api_datetime(delivery.published_at) if delivery.published_at else None,
+        "attempts": delivery.attempts,
+        "last_error": delivery.last_error,
+        "dead_lettered_at": api_datetime(delivery.dead_lettered_at)
+        if delivery.dead_lettered_at
+        else None,
+        "next_attempt_at": api_datetime(delivery.next_attempt_at)
+        if delivery.next_attempt_at
+        else None,
+    }
+
+
+@extend_schema_field({"type": "string", "pattern": "^[0-9a-f]{64}$"})
+class HexField(serializers.Field):
+    """A 32-byte hash as 64 lowercase hex digits."""
+
+    def to_representation(self, value) -> str:
+        return bytes(value).hex()
+
+
+class LedgerProofFields(serializers.Serializer):
+    """What an auditor checks next to each ledger row: its chain hashes, whether a seal
+    covers it, and the delivery of its event. Read from `history.selectors.ledger_sealed`'s
+    annotations and the `deliveries` in the context (`event_deliveries`)."""
+
+    hash = HexField(help_text="The row's chain hash (SHA-256), hex.")
+    prev_hash = HexField(help_text="The chain hash of the aggregate's previous row, hex.")
+    sealed = serializers.BooleanField(help_text="Whether a seal covers the row yet.")
+    seal_number = serializers.IntegerField(
+        allow_null=True, help_text="The seal that covers it, if any."
+    )
+    delivery = serializers.SerializerMethodField()
+
+    @extend_schema_field(DeliveryOutput)
+    def get_delivery(self, entry) -> dict:
+        deliveries = self.context.get("deliveries")
+        if deliveries is None:
+            deliveries = event_deliveries(event_ids=[entry.event_id])
+        return delivery_document(deliveries[entry.event_id])
+
+
+class LedgerEntrySerializer(LedgerProofFields, serializers.ModelSerializer):
     order = serializers.IntegerField(source="order_id")
 
     class Meta:
@@ -69,6 +138,11 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
             "reason_code",
             "occurred_at",
             "correlation_id",
+            "hash",
+            "prev_hash",
+            "sealed",
+            "seal_number",
+            "delivery",
         ]
 
 
@@ -88,10 +162,14 @@ _ROW_FIELDS = (
     "reason_code",
     "occurred_at",
     "correlation_id",
+    "hash",
+    "prev_hash",
+    "sealed",
+    "seal_number",
 )
 
 
-def _ledger_row(row: dict) -> dict:
+def _ledger_row(row: dict, deliveries: dict) -> dict:
     return {
         "event_id": str(row["event_id"]),
         "order": row["order_id"],
@@ -107,6 +185,11 @@ def _ledger_row(row: dict) -> dict:
         "reason_code": row["reason_code"],
         "occurred_at": api_datetime(row["occurred_at"]),
         "correlation_id": row["correlation_id"],
+        "hash": bytes(row["hash"]).hex(),
+        "prev_hash": bytes(row["prev_hash"]).hex(),
+        "sealed": row["sealed"],
+        "seal_number": row["seal_number"],
+        "delivery": delivery_document(deliveries[row["event_id"]]),
     }
 
 
@@ -163,8 +246,9 @@ class LedgerListApi(ListAPIView):
             return ledger_csv_response(queryset, self.csv_filename, on_close=logged)
         # Plain rows instead of model instances through a ModelSerializer: the same JSON
         # (LedgerEntrySerializer documents it) at a fraction of the cost per row.
-        page = self.paginate_queryset(queryset.values(*_ROW_FIELDS))
-        return self.get_paginated_response([_ledger_row(row) for row in page])
+        page = self.paginate_queryset(ledger_sealed(queryset).values(*_ROW_FIELDS))
+        deliveries = event_deliveries(event_ids={row["event_id"] for row in page})
+        return self.get_paginated_response([_ledger_row(row, deliveries) for row in page])
 
 
 @extend_schema_view(

@@ -4,7 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from config.errors import DomainValidationError
-from history.audit import Audit, reason_code_check, reason_code_label, reason_codes
+from history.audit import UNSPECIFIED, Audit, reason_code_check, reason_code_label, reason_codes
 from history.models import Source
 
 
@@ -32,3 +32,17 @@ def admin_reason_code_validate(reason_code: str, *, movement: str | None = None)
         )
     except DomainValidationError as exc:
         raise ValidationError(exc.detail, code=str(exc.code)) from exc
+
+
+def _timeline_reason_code_choices() -> list[tuple[str, str]]:
+    codes = ((code, reason_code_label(code)) for code in reason_codes())
+    return [("", "All reason codes"), *codes, (UNSPECIFIED, reason_code_label(UNSPECIFIED))]
+
+
+class TimelineReasonCodeForm(forms.Form):
+    """The reason-code filter of the admin's timelines: one code of the vocabulary, or
+    `unspecified` (the rows given none); empty shows every row."""
+
+    reason_code = forms.ChoiceField(
+        required=False, label="Reason code", choices=_timeline_reason_code_choices
+    )

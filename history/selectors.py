@@ -2,12 +2,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
+from uuid import UUID
 
 from django.db import connection, models
-from django.db.models import Case, CharField, Count, Exists, Min, OuterRef, Q, QuerySet, Value, When
+from django.db.models import (
+    BigIntegerField,
+    BooleanField,
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    Func,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from history.models import (
+    LedgerSeal,
     OrderEventType,
     OrderLedgerEntry,
     OutboxEvent,
@@ -162,6 +181,90 @@ def outbox_with_status(
     if status:
         queryset = queryset.filter(outbox_status_q(status, now=now))
     return queryset
+
+
+# --- What an auditor sees next to each ledger row ------------------------------------------
+
+
+def _sees(txid, snapshot) -> Func:
+    """pg_visible_in_snapshot: the transaction `txid` had committed when `snapshot` was
+    taken."""
+    return Func(
+        Func(txid, template="%(expressions)s::text::xid8", output_field=CharField()),
+        Func(snapshot, template="%(expressions)s::pg_snapshot", output_field=CharField()),
+        function="pg_visible_in_snapshot",
+        output_field=BooleanField(),
+    )
+
+
+def ledger_sealed(queryset: QuerySet) -> QuerySet:
+    """Ledger rows (order or stock) annotated with `sealed` (a seal covers the row: the
+    latest seal's snapshot sees its transaction, as history.seals decides) and
+    `seal_number` (the first seal that does, the one that sealed it; None if unsealed).
+    No query of its own: the latest seal's snapshot is an uncorrelated subquery that
+    PostgreSQL runs once per statement, and the covering seal a subquery run only for the
+    sealed rows. Seals are taken one after another, so their snapshots' xmax grows with
+    their number, and the covering seal is the first one in the snapshot_xmax index that
+    sees the row."""
+    latest = LedgerSeal.objects.order_by("-number").values("snapshot")[:1]
+    covering = (
+        LedgerSeal.objects.filter(snapshot_xmax__gt=OuterRef("txid"))
+        .filter(_sees(OuterRef("txid"), F("snapshot")))
+        .order_by("snapshot_xmax", "number")
+        .values("number")[:1]
+    )
+    return queryset.annotate(
+        sealed=Coalesce(_sees(F("txid"), Subquery(latest)), Value(False))
+    ).annotate(
+        seal_number=Case(When(sealed=True, then=Subquery(covering)), output_field=BigIntegerField())
+    )
+
+
+# An event with no outbox row left: published rows are purged after OUTBOX_RETENTION_DAYS
+# (history.services.outbox_published_purge), and only published ones.
+PURGED = "purged"
+DELIVERY_LABELS = {**dict(OutboxStatus.choices), PURGED: "Published (outbox row purged)"}
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where the outbox event of a ledger row is in its delivery to the broker."""
+
+    status: str  # an OutboxStatus value, or PURGED
+    published_at: datetime | None = None
+    attempts: int | None = None  # None once the outbox row is purged
+    last_error: str = ""
+    dead_lettered_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        return DELIVERY_LABELS[self.status]
+
+
+def event_deliveries(*, event_ids: Iterable[UUID]) -> dict[UUID, Delivery]:
+    """{event id: Delivery} for these events (the `event_id` of ledger rows), in one query
+    (none for no ids). An id without an outbox row gets a PURGED delivery."""
+    wanted = set(event_ids)
+    if not wanted:
+        return {}
+    events = outbox_with_status(queryset=OutboxEvent.objects.filter(event_id__in=wanted))
+    fields = ("published_at", "attempts", "last_error", "dead_lettered_at", "next_attempt_at")
+    deliveries = {
+        row["event_id"]: Delivery(**{name: row[name] for name in ("status", *fields)})
+        for row in events.values("event_id", "status", *fields)
+    }
+    return {event_id: deliveries.get(event_id, Delivery(PURGED)) for event_id in wanted}
+
+
+def ledger_rows_audited(queryset: QuerySet) -> list:
+    """The rows of `queryset` (ledger rows, order or stock) with `sealed`, `seal_number`
+    (ledger_sealed) and `delivery` (a Delivery) set on each: two queries in all."""
+    rows = list(ledger_sealed(queryset))
+    deliveries = event_deliveries(event_ids={row.event_id for row in rows})
+    for row in rows:
+        row.delivery = deliveries[row.event_id]
+    return rows
 
 
 # --- Stock ledger replay ----------------------------------------------------------------------

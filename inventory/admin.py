@@ -15,11 +15,14 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 
 from config.admin_errors import DomainErrorsShown
 from config.errors import DomainError
 from history.audit import Audit, admin_audit
 from history.models import StockLedgerEntry
+from history.selectors import ledger_rows_audited
+from history.timeline import chain_panel
 from inventory import services
 from inventory.forms import (
     AdjustForm,
@@ -37,6 +40,7 @@ from inventory.models import (
     StockLevel,
     Transfer,
 )
+from inventory.selectors import stock_chain_problems
 from inventory.timeline import stock_chart, timeline_rows
 
 TOTALS_PAGE_SIZE = 100
@@ -453,10 +457,18 @@ class StockLevelAdmin(_ServiceActionsAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_view_permission(request, level):
             raise PermissionDenied
-        entries = list(
+        entries = ledger_rows_audited(
             StockLedgerEntry.objects.filter(
                 product_id=level.product_id, location_id=level.location_id
             ).order_by("version")
+        )
+        place = (level.product_id, level.location_id)
+        proof_url = reverse("stock-proof", kwargs={"sku": level.product.sku})
+        audit, shown = chain_panel(
+            request,
+            rows=entries,
+            problems=[problem for _, problem in stock_chain_problems(places=[place])],
+            proof_url=f"{proof_url}?{urlencode({'location': level.location.code})}",
         )
         context = {
             **self.admin_site.each_context(request),
@@ -464,8 +476,9 @@ class StockLevelAdmin(_ServiceActionsAdmin):
             "opts": self.opts,
             "original": level,
             "place": _place(level),
-            "rows": timeline_rows(entries),
+            "rows": timeline_rows(shown),
             "chart": stock_chart(entries),
+            "audit": audit,
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/inventory/stocklevel/timeline.html", context)

@@ -17,7 +17,7 @@ from config.api.csv import csv_stream_response
 from config.api.fields import FractionField
 from config.api.filters import AwareDateTimeFilter
 from config.api.pagination import OldestFirstPagination, StrictCursorPagination
-from history.apis import export_access_logger
+from history.apis import LedgerProofFields, export_access_logger
 from history.filters import ReasonCodeFilter
 from history.models import (
     AccessAction,
@@ -28,6 +28,7 @@ from history.models import (
     StockMovementType,
 )
 from history.renderers import CSVRenderer
+from history.selectors import event_deliveries, ledger_sealed
 from inventory.apis import StockLevelOutput
 from inventory.models import NEW_SKU_PATTERN, StockLevel
 from inventory.selectors import (
@@ -94,7 +95,7 @@ class StockLowRead(serializers.ModelSerializer):
         fields = ["sku", "location", "available", "reorder_point", "safety_stock"]
 
 
-class StockLedgerRowRead(serializers.ModelSerializer):
+class StockLedgerRowRead(LedgerProofFields, serializers.ModelSerializer):
     location = serializers.CharField(source="location_code")
     available_after = serializers.SerializerMethodField()
 
@@ -123,6 +124,11 @@ class StockLedgerRowRead(serializers.ModelSerializer):
             "reason_code",
             "occurred_at",
             "correlation_id",
+            "hash",
+            "prev_hash",
+            "sealed",
+            "seal_number",
+            "delivery",
         ]
 
     def get_available_after(self, entry: StockLedgerEntry) -> int:
@@ -240,7 +246,13 @@ class StockHistoryApi(ListAPIView):
                 target=f"stock {sku}@{location}",
             )
             return stock_ledger_csv_response(queryset, "stock-history.csv", on_close=logged)
-        return super().list(request, *args, **kwargs)
+        page = self.paginate_queryset(ledger_sealed(self.filter_queryset(self.get_queryset())))
+        context = {
+            **self.get_serializer_context(),
+            "deliveries": event_deliveries(event_ids={entry.event_id for entry in page}),
+        }
+        serializer = self.get_serializer(page, many=True, context=context)
+        return self.get_paginated_response(serializer.data)
 
 
 class StockPlaceRead(StockLevelRead):

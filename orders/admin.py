@@ -13,10 +13,12 @@ from config.admin_errors import DomainErrorsShown
 from config.errors import DomainError, DomainValidationError, VersionConflict
 from history.audit import admin_audit, reason_code_check
 from history.forms import ReasonCodeChoiceField
-from history.selectors import order_timeline
+from history.selectors import ledger_rows_audited, order_timeline
+from history.timeline import chain_panel
 from orders import services
 from orders.forms import OrderAdminForm, OrderLineForm, OrderLineFormSet, stale_order_message
 from orders.models import Customer, Order, OrderLine, OrderStatus
+from orders.selectors import order_chain_problems
 from orders.timeline import line_charts
 
 CANCEL_REASON = "Cancelled in admin"
@@ -239,14 +241,21 @@ class OrderAdmin(DomainErrorsShown, admin.ModelAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_view_permission(request, order):
             raise PermissionDenied
-        entries = list(order_timeline(order_id=order.pk))
+        entries = ledger_rows_audited(order_timeline(order_id=order.pk))
+        audit, shown = chain_panel(
+            request,
+            rows=entries,
+            problems=[problem for _, problem in order_chain_problems(order_ids=[order.pk])],
+            proof_url=reverse("order-proof", kwargs={"order_id": order.pk}),
+        )
         context = {
             **self.admin_site.each_context(request),
             "title": f"Timeline of {order}",
             "opts": self.opts,
             "original": order,
-            "entries": entries,
+            "entries": shown,
             "charts": line_charts(entries),
+            "audit": audit,
             "csv_url": reverse("order-history", kwargs={"order_id": order.pk}) + "?format=csv",
         }
         request.current_app = self.admin_site.name

@@ -29,6 +29,11 @@ HISTORY_FIELDS = {
     "reason_code",
     "occurred_at",
     "correlation_id",
+    "hash",
+    "prev_hash",
+    "sealed",
+    "seal_number",
+    "delivery",
 }
 CSV_HEADER = [
     "id",
@@ -543,6 +548,7 @@ def test_history_rows_are_exactly_what_the_documented_serializer_gives(
     # given
     from history.apis import LedgerEntrySerializer
     from history.models import OrderLedgerEntry
+    from history.selectors import event_deliveries, ledger_sealed
     from orders.services import order_adjust
 
     order = make_order(lines={product.sku: 5})
@@ -552,9 +558,9 @@ def test_history_rows_are_exactly_what_the_documented_serializer_gives(
     results = api.get(f"/api/v1/orders/{order.pk}/history/").json()["results"]
 
     # then
-    expected = LedgerEntrySerializer(
-        OrderLedgerEntry.objects.filter(order=order).order_by("version", "id"), many=True
-    ).data
+    entries = ledger_sealed(OrderLedgerEntry.objects.filter(order=order).order_by("version", "id"))
+    deliveries = event_deliveries(event_ids={entry.event_id for entry in entries})
+    expected = LedgerEntrySerializer(entries, many=True, context={"deliveries": deliveries}).data
     assert results == [dict(row) for row in expected]
 
 

@@ -1192,14 +1192,16 @@ def test_a_single_adjustment_costs_four_statements(
     assert OrderLedgerEntry.objects.filter(order=order, version=2).count() == 1
 
 
-def test_first_history_page_costs_two_queries(api, make_order, product, django_assert_num_queries):
+def test_first_history_page_costs_three_queries(
+    api, make_order, product, django_assert_num_queries
+):
     # given
     order = make_order(lines={product.sku: 5})
     api.get(f"/api/v1/orders/{order.pk}/")
 
-    # when: the order exists (an index probe), then one page of the ledger
+    # when: the order exists (an index probe), one page of the ledger, its outbox events
     response, _ = _queries_of(
-        django_assert_num_queries, 2, lambda: api.get(f"/api/v1/orders/{order.pk}/history/")
+        django_assert_num_queries, 3, lambda: api.get(f"/api/v1/orders/{order.pk}/history/")
     )
 
     # then
