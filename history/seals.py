@@ -28,8 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
-from django.db.models import BooleanField
-from django.db.models.expressions import RawSQL
+from django.db.models import BooleanField, CharField, F, Func, Value
 from django.utils import timezone
 
 from history import merkle
@@ -216,7 +215,15 @@ def seal_before(seal: LedgerSeal) -> LedgerSeal | None:
     return LedgerSeal.objects.filter(number=seal.number - 1).first()
 
 
-_SEES = "pg_visible_in_snapshot(%s::text::xid8, snapshot::pg_snapshot)"
+def sees(txid, snapshot) -> Func:
+    """Whether the transaction `txid` had committed when `snapshot` was taken (both
+    expressions): the test of which seal covers a ledger row."""
+    return Func(
+        Func(txid, template="%(expressions)s::text::xid8", output_field=CharField()),
+        Func(snapshot, template="%(expressions)s::pg_snapshot", output_field=CharField()),
+        function="pg_visible_in_snapshot",
+        output_field=BooleanField(),
+    )
 
 
 def seal_covering(*, txid: int) -> LedgerSeal | None:
@@ -224,7 +231,7 @@ def seal_covering(*, txid: int) -> LedgerSeal | None:
     rows."""
     return (
         LedgerSeal.objects.filter(snapshot_xmax__gt=txid)
-        .filter(RawSQL(_SEES, [txid], BooleanField()))
+        .filter(sees(Value(txid), F("snapshot")))
         .order_by("snapshot_xmax", "number")  # xmax grows with the number: the index stops early
         .first()
     )
@@ -351,11 +358,7 @@ def chain_proof(*, entries) -> dict | None:
     latest = LedgerSeal.objects.order_by("-number").first()
     sealed = None
     if latest is not None:
-        seen = RawSQL(
-            "pg_visible_in_snapshot(txid::text::xid8, %s::pg_snapshot)",
-            [latest.snapshot],
-            BooleanField(),
-        )
+        seen = sees(F("txid"), Value(latest.snapshot))
         sealed = entries.filter(seen).order_by("-id").values(*fields).first()
     proof = entry_proof(entry_hash=bytes(sealed["hash"]), txid=sealed["txid"]) if sealed else None
     return {

@@ -7,13 +7,11 @@ from uuid import UUID
 from django.db import connection, models
 from django.db.models import (
     BigIntegerField,
-    BooleanField,
     Case,
     CharField,
     Count,
     Exists,
     F,
-    Func,
     Min,
     OuterRef,
     Q,
@@ -31,6 +29,7 @@ from history.models import (
     OrderLedgerEntry,
     OutboxEvent,
 )
+from history.seals import sees
 
 
 def outbox_backlog() -> dict:
@@ -186,17 +185,6 @@ def outbox_with_status(
 # --- What an auditor sees next to each ledger row ------------------------------------------
 
 
-def _sees(txid, snapshot) -> Func:
-    """pg_visible_in_snapshot: the transaction `txid` had committed when `snapshot` was
-    taken."""
-    return Func(
-        Func(txid, template="%(expressions)s::text::xid8", output_field=CharField()),
-        Func(snapshot, template="%(expressions)s::pg_snapshot", output_field=CharField()),
-        function="pg_visible_in_snapshot",
-        output_field=BooleanField(),
-    )
-
-
 def ledger_sealed(queryset: QuerySet) -> QuerySet:
     """Ledger rows (order or stock) annotated with `sealed` (a seal covers the row: the
     latest seal's snapshot sees its transaction, as history.seals decides) and
@@ -209,12 +197,12 @@ def ledger_sealed(queryset: QuerySet) -> QuerySet:
     latest = LedgerSeal.objects.order_by("-number").values("snapshot")[:1]
     covering = (
         LedgerSeal.objects.filter(snapshot_xmax__gt=OuterRef("txid"))
-        .filter(_sees(OuterRef("txid"), F("snapshot")))
+        .filter(sees(OuterRef("txid"), F("snapshot")))
         .order_by("snapshot_xmax", "number")
         .values("number")[:1]
     )
     return queryset.annotate(
-        sealed=Coalesce(_sees(F("txid"), Subquery(latest)), Value(False))
+        sealed=Coalesce(sees(F("txid"), Subquery(latest)), Value(False))
     ).annotate(
         seal_number=Case(When(sealed=True, then=Subquery(covering)), output_field=BigIntegerField())
     )
