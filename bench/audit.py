@@ -43,6 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
+from bench.seed import DATA_TABLES
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/ordertrack_bench_audit"
@@ -56,29 +58,6 @@ AS_OF_ENTRIES = 10_000
 BULK = 1_000
 FIXED_HASH = bytes(range(32))
 
-DATA_TABLES = [
-    "history_accesslogentry",
-    "history_ledgerseal",
-    "history_consumedevent",
-    "history_idempotencyrecord",
-    "history_orderledgerentry",
-    "history_stockledgerentry",
-    "history_outboxevent",
-    "history_projectioncheckpoint",
-    "history_ordersnapshot",
-    "history_skudemand",
-    "history_skudailyadjustments",
-    "history_skustocktotals",
-    "inventory_reservationallocation",
-    "inventory_reservation",
-    "inventory_transfer",
-    "inventory_stocklevel",
-    "inventory_location",
-    "inventory_product",
-    "orders_orderline",
-    "orders_order",
-    "orders_customer",
-]
 
 SEED_SQL = [
     f"""INSERT INTO inventory_product (

@@ -45,6 +45,8 @@ USERNAME = "bench-integrator"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/ordertrack_bench_http"
 
 DATA_TABLES = [
+    "history_accesslogentry",
+    "history_ledgerseal",
     "history_consumedevent",
     "history_idempotencyrecord",
     "history_orderledgerentry",
