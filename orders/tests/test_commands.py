@@ -21,6 +21,7 @@ from inventory.models import (
     Transfer,
     TransferStatus,
 )
+from inventory.selectors import stock_forecast_get
 from orders.models import Customer, Order, OrderLine, OrderStatus
 
 pytestmark = pytest.mark.django_db
@@ -204,9 +205,10 @@ def test_seed_demo_creates_locations_and_stock_for_the_orders():
         level.location.code: (level.on_hand, level.reserved)
         for level in StockLevel.objects.filter(product__sku="WIDGET-100").select_related("location")
     }
-    # 150 + 80 received, 10 moved to the store; DEMO-1001 (120) and DEMO-1004 (30) hold all
-    # of WH-MAIN, and the fulfilled DEMO-1007 took its 10 from WH-EAST.
-    assert widgets == {"WH-MAIN": (150, 150), "WH-EAST": (60, 0), "STORE-1": (10, 0)}
+    # 150 received at WH-MAIN, all held by DEMO-1001 (120) and DEMO-1004 (30); the store is
+    # supplied from WH-EAST and sells from its own shelf.
+    assert widgets["WH-MAIN"] == (150, 150)
+    assert set(widgets) == {"WH-MAIN", "WH-EAST", "STORE-1"}
     crates = StockLevel.objects.get(product__sku="CRATE-EU", location__code="WH-MAIN")
     assert (crates.on_hand, crates.reserved, crates.reorder_point, crates.is_low) == (
         38,
@@ -231,7 +233,7 @@ def test_seed_demo_stock_ledger_replays_to_every_stock_level():
 
     # then
     levels = StockLevel.objects.select_related("product", "location")
-    assert levels.count() == 14
+    assert levels.count() == 15
     for level in levels:
         entries = list(
             StockLedgerEntry.objects.filter(
@@ -276,3 +278,112 @@ def test_seed_demo_resets_the_admin_password_when_given():
 
     # then
     assert get_user_model().objects.get(username="admin").check_password("correct-horse-battery")
+
+
+def _days_ago(moment) -> int:
+    return (timezone.localdate() - timezone.localtime(moment).date()).days
+
+
+def test_seed_demo_spreads_its_history_over_the_last_90_days_in_order():
+    # when
+    run("seed_demo")
+
+    # then
+    for model in (OrderLedgerEntry, StockLedgerEntry, OutboxEvent):
+        field = "created_at" if model is OutboxEvent else "occurred_at"
+        times = list(model.objects.order_by("id").values_list(field, flat=True))
+        assert times == sorted(times), model.__name__
+        assert all(0 <= _days_ago(moment) < 90 for moment in times), model.__name__
+    days = {
+        timezone.localtime(moment).date()
+        for moment in [
+            *OrderLedgerEntry.objects.values_list("occurred_at", flat=True),
+            *StockLedgerEntry.objects.values_list("occurred_at", flat=True),
+        ]
+    }
+    assert len(days) >= 60
+    # the orders are made and changed over the whole window, the last ones within 30 days
+    order_days = {
+        _days_ago(m) for m in OrderLedgerEntry.objects.values_list("occurred_at", flat=True)
+    }
+    assert len(order_days) >= 15
+    assert max(order_days) >= 80 and min(order_days) <= 30
+    for order in Order.objects.all():
+        assert order.created_at == (
+            OrderLedgerEntry.objects.filter(order=order, version=1).first().occurred_at
+        )
+
+
+def test_seed_demo_leaves_orders_in_every_status_changed_on_other_days():
+    # when
+    run("seed_demo")
+
+    # then
+    assert set(Order.objects.values_list("status", flat=True)) == set(OrderStatus)
+    for reference in ("DEMO-1002", "DEMO-1007"):  # cancelled, fulfilled
+        order = Order.objects.get(reference=reference)
+        assert order.updated_at.date() > order.created_at.date(), reference
+
+
+def test_seed_demo_records_receipts_counts_and_transfers_with_reason_codes():
+    # when
+    run("seed_demo")
+
+    # then
+    entries = StockLedgerEntry.objects.all()
+    counts = entries.filter(movement=StockMovementType.COUNT)
+    assert counts.count() >= 10
+    assert set(counts.values_list("reason_code", flat=True)) == {"cycle_count"}
+    adjusted = set(
+        entries.filter(movement=StockMovementType.ADJUST).values_list("reason_code", flat=True)
+    )
+    assert {"damaged", "return", "found"} <= adjusted
+    assert "unspecified" not in adjusted
+    assert entries.filter(movement=StockMovementType.RECEIVE).count() >= 20
+    assert Transfer.objects.filter(status=TransferStatus.RECEIVED).count() >= 20
+    receipt_days = {
+        _days_ago(m)
+        for m in entries.filter(movement=StockMovementType.RECEIVE).values_list(
+            "occurred_at", flat=True
+        )
+    }
+    assert len(receipt_days) >= 5
+
+
+def test_seed_demo_gives_the_forecast_a_daily_demand():
+    # when
+    run("seed_demo")
+
+    # then
+    forecast = stock_forecast_get(sku="CABLE-USB-C")
+    assert sum(1 for day in forecast.series if day.demand) >= 15
+    assert forecast.smoothed_daily_demand > 0
+
+
+def test_seed_demo_dead_letters_a_few_events_through_the_relay(settings):
+    # when
+    run("seed_demo")
+
+    # then
+    dead = OutboxEvent.objects.filter(dead_lettered_at__isnull=False)
+    assert dead.count() == 3
+    for event in dead:
+        assert event.attempts == settings.RELAY_MAX_ATTEMPTS
+        assert event.last_error == "the broker refused (nack)"
+        assert event.created_at < event.dead_lettered_at < event.created_at + timedelta(hours=1)
+        later = OutboxEvent.objects.filter(
+            aggregate_type=event.aggregate_type, aggregate_id=event.aggregate_id, id__gt=event.id
+        )
+        assert not later.exists()  # nothing waits behind a dead letter
+    assert OutboxEvent.objects.filter(dead_lettered_at__isnull=True).count() > 300
+
+
+def test_seed_demo_passes_verify_ledger():
+    # given
+    run("seed_demo")
+
+    # when
+    output = run("verify_ledger")
+
+    # then
+    assert "every hash chain is intact" in output
