@@ -1,4 +1,5 @@
-"""Fails fast, naming the service, when PostgreSQL, Redis or RabbitMQ is not reachable.
+"""Fails fast, naming the service, when PostgreSQL, Redis or RabbitMQ is not reachable, or
+when Debian's Chromium (which the browser tests in tests/browser/ drive) is not installed.
 
 `make test` runs this before pytest; the root conftest runs it too, so a missing service is
 a clear failure and never a skip."""
@@ -29,6 +30,9 @@ SERVICES = [
     ),
 ]
 
+# The browser tests launch this binary (tests/browser/conftest.py); never a downloaded build.
+CHROMIUM = "/usr/bin/chromium"
+
 
 def missing_services() -> list[str]:
     problems = []
@@ -40,6 +44,11 @@ def missing_services() -> list[str]:
                 pass
         except OSError as exc:
             problems.append(f"{name} is not reachable at {host}:{port} ({exc}). Start it: {hint}")
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        problems.append(
+            f"Chromium is not installed at {CHROMIUM} (the browser tests drive it)."
+            " Install it: apt-get install -y chromium (.ci/run does)"
+        )
     return problems
 
 
@@ -48,6 +57,6 @@ if __name__ == "__main__":
     for problem in problems:
         print(f"ERROR: {problem}", file=sys.stderr)
     if problems:
-        print("The test suite needs all three services; it never skips.", file=sys.stderr)
+        print("The test suite needs all of them; it never skips.", file=sys.stderr)
         sys.exit(1)
-    print("PostgreSQL, Redis and RabbitMQ are reachable.")
+    print(f"PostgreSQL, Redis and RabbitMQ are reachable; Chromium is at {CHROMIUM}.")
