@@ -314,6 +314,10 @@ class SkuDemand(models.Model):
     adjustment_count = models.PositiveIntegerField(default=0)
     last_updated = models.DateTimeField(null=True)
 
+    class Meta:
+        verbose_name = "SKU demand"
+        verbose_name_plural = "SKU demand"
+
     def __str__(self) -> str:
         return f"{self.sku}: {self.open_quantity}"
 
@@ -330,7 +334,8 @@ class SkuStockTotals(models.Model):
     last_updated = models.DateTimeField(null=True)
 
     class Meta:
-        verbose_name_plural = "sku stock totals"
+        verbose_name = "SKU stock totals"
+        verbose_name_plural = "SKU stock totals"
 
     def __str__(self) -> str:
         return f"{self.sku}: {self.on_hand} on hand"
@@ -349,6 +354,8 @@ class SkuDailyAdjustments(models.Model):
     net_delta = models.BigIntegerField(default=0)
 
     class Meta:
+        verbose_name = "SKU daily adjustments"
+        verbose_name_plural = "SKU daily adjustments"
         constraints = [models.UniqueConstraint(fields=["sku", "day"], name="sku_day_unique")]
 
     def __str__(self) -> str:

@@ -5,7 +5,7 @@ from itertools import groupby
 from operator import itemgetter
 
 from django.db import connection, transaction
-from django.db.models import Case, F, Prefetch, Q, QuerySet, Sum, When
+from django.db.models import Case, Count, F, Prefetch, Q, QuerySet, Sum, When, Window
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -96,6 +96,27 @@ def stock_level_low_list() -> QuerySet[StockLevel]:
     """Levels at or below their reorder point, compared in SQL on the generated
     `available` column."""
     return stock_level_list().filter(available__lte=F("reorder_point"))
+
+
+@dataclass(frozen=True)
+class LowStock:
+    count: int
+    worst: list[StockLevel]  # each with `shortfall` = reorder point - available
+
+
+def stock_low_summary(*, limit: int = 10) -> LowStock:
+    """How many levels are low, and the `limit` furthest below their reorder point (the
+    lowest available minus reorder point first), in one query. Reads the `is_low` flag,
+    which the stock services keep equal to available <= reorder point on every movement
+    and threshold change (services._low_crossings), through its partial index: it costs
+    the low levels, not every level."""
+    worst = list(
+        stock_level_list()
+        .filter(is_low=True)
+        .annotate(shortfall=F("reorder_point") - F("available"), low_count=Window(Count("*")))
+        .order_by("-shortfall", "id")[:limit]
+    )
+    return LowStock(count=worst[0].low_count if worst else 0, worst=worst)
 
 
 @dataclass(frozen=True)
