@@ -378,6 +378,7 @@ def test_seed_demo_dead_letters_a_few_events_through_the_relay(settings):
     assert OutboxEvent.objects.filter(dead_lettered_at__isnull=True).count() > 300
 
 
+@pytest.mark.django_db(transaction=True)  # the projector and the seals read committed rows
 def test_seed_demo_passes_verify_ledger():
     # given
     run("seed_demo")
