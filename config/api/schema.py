@@ -1,4 +1,5 @@
-"""OpenAPI: every operation documents its problem-details error responses."""
+"""OpenAPI: every operation documents its problem-details error responses, and carries one
+tag (its group in the Swagger UI) and a one-line summary."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
@@ -43,7 +44,92 @@ _WRITE_ERRORS = {
 }
 
 
+# The Swagger UI's groups, in this order (SPECTACULAR_SETTINGS["TAGS"] describes them). An
+# operation's tag is that of the first prefix its path starts with.
+TAGS_BY_PREFIX = [
+    ("/api/v1/orders/{order_id}/history/", "history"),
+    ("/api/v1/orders/{order_id}/proof/", "history"),
+    ("/api/v1/adjustments/bulk/", "orders"),
+    ("/api/v1/adjustments/", "history"),
+    ("/api/v1/stock/history/", "history"),
+    ("/api/v1/stock/{sku}/proof/", "history"),
+    ("/api/v1/seals/", "history"),
+    ("/api/v1/orders/", "orders"),
+    ("/api/v1/demand/", "orders"),
+    ("/api/v1/stock/", "stock"),
+    ("/api/v1/reservations/", "reservations"),
+    ("/api/v1/transfers/", "transfers"),
+    ("/api/v1/locations/", "locations"),
+    ("/api/v1/products/", "catalogue"),
+    ("/api/v1/customers/", "catalogue"),
+    ("/api/v1/tokens/", "operations"),
+]
+
+# One line per operation, shown beside it in the Swagger UI; its docstring (if any) is the
+# longer description underneath.
+SUMMARIES = {
+    ("GET", "/api/v1/orders/"): "List orders",
+    ("POST", "/api/v1/orders/"): "Create an order",
+    ("GET", "/api/v1/orders/{order_id}/"): "Get an order (now, or as of a time)",
+    ("PATCH", "/api/v1/orders/{order_id}/"): "Set line quantities",
+    ("POST", "/api/v1/orders/{order_id}/adjust/"): "Adjust one line by a delta",
+    ("POST", "/api/v1/orders/{order_id}/cancel/"): "Cancel an order",
+    ("POST", "/api/v1/orders/{order_id}/fulfil/"): "Fulfil (ship) an order",
+    ("POST", "/api/v1/adjustments/bulk/"): "Apply many quantity changes at once",
+    ("GET", "/api/v1/demand/"): "Open demand per sku",
+    ("GET", "/api/v1/demand/{sku}/"): "Open demand of one sku, by day",
+    ("GET", "/api/v1/orders/{order_id}/history/"): "An order's timeline",
+    ("GET", "/api/v1/orders/{order_id}/proof/"): "Proof of an order's chain",
+    ("GET", "/api/v1/adjustments/"): "The order ledger (JSON or CSV)",
+    ("GET", "/api/v1/stock/history/"): "The stock ledger (JSON or CSV)",
+    ("GET", "/api/v1/stock/{sku}/proof/"): "Proof of a stock level's chain",
+    ("GET", "/api/v1/seals/"): "List ledger seals",
+    ("GET", "/api/v1/seals/{number}/"): "Get a ledger seal",
+    ("GET", "/api/v1/seals/consistency/"): "Consistency proof between two seals",
+    ("GET", "/api/v1/seals/key/"): "The seals' public key",
+    ("GET", "/api/v1/stock/"): "List stock levels",
+    ("GET", "/api/v1/stock/{sku}/"): "A sku's stock per location",
+    ("GET", "/api/v1/stock/{sku}/forecast/"): "A sku's demand forecast and days of cover",
+    ("GET", "/api/v1/stock/low/"): "Stock levels at or below their reorder point",
+    ("POST", "/api/v1/stock/receive/"): "Receive goods",
+    ("POST", "/api/v1/stock/issue/"): "Issue goods without a reservation",
+    ("POST", "/api/v1/stock/adjust/"): "Correct on-hand stock by a delta",
+    ("POST", "/api/v1/stock/count/"): "Record a physical count",
+    ("POST", "/api/v1/stock/thresholds/"): "Set reorder point and safety stock",
+    ("GET", "/api/v1/reservations/"): "List reservations",
+    ("POST", "/api/v1/reservations/"): "Reserve stock",
+    ("GET", "/api/v1/reservations/{reservation_id}/"): "Get a reservation",
+    ("POST", "/api/v1/reservations/{reservation_id}/confirm/"): "Confirm (consume) a reservation",
+    ("POST", "/api/v1/reservations/{reservation_id}/cancel/"): "Cancel a reservation",
+    ("GET", "/api/v1/transfers/"): "List transfers",
+    ("POST", "/api/v1/transfers/"): "Ship stock to another location",
+    ("GET", "/api/v1/transfers/{transfer_id}/"): "Get a transfer",
+    ("POST", "/api/v1/transfers/{transfer_id}/receive/"): "Receive a transfer",
+    ("POST", "/api/v1/transfers/{transfer_id}/cancel/"): "Cancel a transfer",
+    ("GET", "/api/v1/locations/"): "List locations",
+    ("POST", "/api/v1/locations/"): "Create a location",
+    ("GET", "/api/v1/locations/{code}/"): "Get a location",
+    ("GET", "/api/v1/products/"): "List products",
+    ("POST", "/api/v1/products/"): "Create a product",
+    ("GET", "/api/v1/products/{sku}/"): "Get a product",
+    ("GET", "/api/v1/customers/"): "List customers",
+    ("POST", "/api/v1/customers/"): "Create a customer",
+    ("GET", "/api/v1/customers/{customer_id}/"): "Get a customer",
+    ("GET", "/api/v1/tokens/"): "List your API tokens",
+    ("POST", "/api/v1/tokens/"): "Create an API token",
+    ("POST", "/api/v1/tokens/{token_id}/revoke/"): "Revoke an API token",
+}
+
+
 class ProblemAutoSchema(AutoSchema):
+    # extend_schema(tags=..., summary=...) on a view still wins: it overrides these methods.
+    def get_tags(self):
+        tags = [tag for prefix, tag in TAGS_BY_PREFIX if self.path.startswith(prefix)]
+        return tags[:1] or super().get_tags()
+
+    def get_summary(self):
+        return super().get_summary() or SUMMARIES.get((self.method, self.path))
+
     def _get_filter_parameters(self):
         # config.api.filters.FilterBackend refuses a filter given empty (400): say so.
         parameters = super()._get_filter_parameters()

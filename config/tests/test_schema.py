@@ -310,3 +310,66 @@ def test_order_input_documents_strict_integer_quantities(schema):
     assert line["properties"]["quantity"]["type"] == "integer"
     assert line["properties"]["quantity"]["minimum"] == 0
     assert line["properties"]["quantity"]["maximum"] == 100_000_000
+
+
+TAGS = [
+    "orders",
+    "history",
+    "stock",
+    "reservations",
+    "transfers",
+    "locations",
+    "catalogue",
+    "operations",
+]
+
+
+def test_every_operation_has_one_agreed_tag_and_a_summary(schema):
+    # given
+    operations = [
+        (method, path, operation)
+        for path, ops in schema["paths"].items()
+        for method, operation in ops.items()
+    ]
+
+    # then
+    assert len(operations) >= len(READS + WRITES + TOKENS)
+    for method, path, operation in operations:
+        assert len(operation["tags"]) == 1, (method, path, operation["tags"])
+        assert operation["tags"][0] in TAGS, (method, path, operation["tags"])
+        summary = operation.get("summary", "")
+        assert summary.strip() and "\n" not in summary, (method, path)
+
+
+def test_swagger_groups_in_the_agreed_order_and_the_title_names_orders_and_inventory(schema):
+    # then
+    assert [tag["name"] for tag in schema["tags"]] == TAGS
+    assert all(tag["description"] for tag in schema["tags"])
+    used = {op["tags"][0] for ops in schema["paths"].values() for op in ops.values()}
+    assert used == set(TAGS)
+    title = schema["info"]["title"].lower()
+    assert "orders" in title and "inventory" in title
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "tag"),
+    [
+        ("/api/v1/orders/{order_id}/", "patch", "orders"),
+        ("/api/v1/orders/{order_id}/history/", "get", "history"),
+        ("/api/v1/orders/{order_id}/proof/", "get", "history"),
+        ("/api/v1/adjustments/", "get", "history"),
+        ("/api/v1/adjustments/bulk/", "post", "orders"),
+        ("/api/v1/stock/history/", "get", "history"),
+        ("/api/v1/stock/{sku}/proof/", "get", "history"),
+        ("/api/v1/seals/", "get", "history"),
+        ("/api/v1/stock/receive/", "post", "stock"),
+        ("/api/v1/reservations/", "post", "reservations"),
+        ("/api/v1/transfers/", "post", "transfers"),
+        ("/api/v1/locations/", "get", "locations"),
+        ("/api/v1/products/", "get", "catalogue"),
+        ("/api/v1/tokens/", "post", "operations"),
+    ],
+)
+def test_operations_are_grouped_by_what_they_act_on(schema, path, method, tag):
+    # then
+    assert _operation(schema, path, method)["tags"] == [tag]
