@@ -3,13 +3,14 @@ import uuid
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.text import Truncator
 
 from config.roles import Role, user_has_role
+from history.admin_cells import OUTBOX_TONES, BadgesMedia, badge, cut, short_time
 from history.models import (
     AccessLogEntry,
     LedgerSeal,
@@ -25,6 +26,7 @@ from history.models import (
 from history.projector import Lag, projection_lag
 from history.selectors import OutboxStatus, outbox_status_q, outbox_with_status
 from history.services import outbox_events_retry
+from inventory.models import StockLevel
 
 
 class _ReadOnlyAdmin(admin.ModelAdmin):
@@ -59,20 +61,18 @@ def _as_uuid(term: str) -> uuid.UUID | None:
 
 
 @admin.register(OrderLedgerEntry)
-class OrderLedgerEntryAdmin(_ReadOnlyAdmin):
+class OrderLedgerEntryAdmin(BadgesMedia, _ReadOnlyAdmin):
+    # Fits 1366 px: the reason is cut short (whole on hover); ids and source are on the detail page.
     list_display = (
-        "id",
+        "event_type",
         "order_link",
         "version",
-        "event_type",
         "sku",
         "delta",
-        "quantity_before",
-        "quantity_after",
+        "quantity_change",
         "actor",
-        "source",
-        "reason",
-        "occurred_at",
+        "short_reason",
+        "when",
     )
     list_filter = ("event_type", "source", "occurred_at")
     search_fields = ("sku", "actor")
@@ -112,6 +112,20 @@ class OrderLedgerEntryAdmin(_ReadOnlyAdmin):
         url = reverse("admin:orders_order_change", args=[entry.order_id])
         return format_html('<a href="{}">#{}</a>', url, entry.order_id)
 
+    @admin.display(description="quantity")
+    def quantity_change(self, entry: OrderLedgerEntry) -> str:
+        return format_html(
+            '<span class="cell-time">{} → {}</span>', entry.quantity_before, entry.quantity_after
+        )
+
+    @admin.display(description="reason")
+    def short_reason(self, entry: OrderLedgerEntry) -> str:
+        return cut(entry.reason, 24)
+
+    @admin.display(description="occurred", ordering="occurred_at")
+    def when(self, entry: OrderLedgerEntry) -> str:
+        return short_time(entry.occurred_at)
+
 
 class OutboxStatusFilter(admin.SimpleListFilter):
     title = "status"
@@ -126,31 +140,18 @@ class OutboxStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
-STATUS_COLOURS = {
-    OutboxStatus.PENDING: "#417690",
-    OutboxStatus.RETRYING: "#c77c02",
-    OutboxStatus.WAITING: "#7a5195",
-    OutboxStatus.DEAD_LETTERED: "#ba2121",
-    OutboxStatus.PUBLISHED: "#2e7d32",
-}
-
-
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(_ReadOnlyAdmin):
+class OutboxEventAdmin(BadgesMedia, _ReadOnlyAdmin):
+    # What an operator opens it for comes first; ids and the other times are on the detail page.
     list_display = (
-        "id",
-        "event_type",
-        "aggregate_type",
-        "aggregate_id",
-        "aggregate_version",
-        "created_at",
         "status_badge",
         "attempts",
         "short_error",
-        "next_attempt_at",
-        "dead_lettered_at",
-        "published_at",
+        "published",
+        "event_type",
+        "aggregate",
     )
+    list_display_links = ("event_type",)
     list_filter = (OutboxStatusFilter, "event_type", "created_at")
     search_fields = ("aggregate_id", "event_id")
     search_help_text = "An aggregate id or event id, matched exactly."
@@ -214,16 +215,19 @@ class OutboxEventAdmin(_ReadOnlyAdmin):
         if not getattr(event, "status", None):
             return "—"
         status = OutboxStatus(event.status)
-        return format_html(
-            '<span style="background:{};color:#fff;padding:1px 6px;border-radius:8px;'
-            'white-space:nowrap">{}</span>',
-            STATUS_COLOURS[status],
-            status.label,
-        )
+        return badge(status.label, tone=OUTBOX_TONES[status])
 
     @admin.display(description="last error")
     def short_error(self, event: OutboxEvent) -> str:
-        return Truncator(event.last_error).chars(80)
+        return cut(event.last_error, 40)
+
+    @admin.display(description="published at", ordering="published_at")
+    def published(self, event: OutboxEvent) -> str:
+        return short_time(event.published_at)
+
+    @admin.display(description="aggregate", ordering="aggregate_id")
+    def aggregate(self, event: OutboxEvent) -> str:
+        return f"{event.aggregate_type} {event.aggregate_id} v{event.aggregate_version}"
 
     @admin.display(description="payload")
     def pretty_payload(self, event: OutboxEvent) -> str:
@@ -275,9 +279,8 @@ class OrderSnapshotAdmin(_ReadOnlyAdmin):
         "status",
         "total_quantity",
         "total_adjustments",
-        "last_adjustment_delta",
         "last_version",
-        "last_updated",
+        "updated",
     )
     list_filter = ("status",)
     search_fields = ("order_id",)
@@ -299,6 +302,10 @@ class OrderSnapshotAdmin(_ReadOnlyAdmin):
         url = reverse("admin:orders_order_change", args=[snapshot.order_id])
         return format_html('<a href="{}">#{}</a>', url, snapshot.order_id)
 
+    @admin.display(description="last updated", ordering="last_updated")
+    def updated(self, snapshot: OrderSnapshot) -> str:
+        return short_time(snapshot.last_updated)
+
 
 @admin.register(SkuDemand)
 class SkuDemandAdmin(_ReadOnlyAdmin):
@@ -316,22 +323,17 @@ class SkuDailyAdjustmentsAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(StockLedgerEntry)
-class StockLedgerEntryAdmin(_ReadOnlyAdmin):
+class StockLedgerEntryAdmin(BadgesMedia, _ReadOnlyAdmin):
+    # Fits 1366 px: the id, actor, source and reserved after are on the detail page.
     list_display = (
-        "id",
-        "sku",
-        "location_code",
-        "version",
         "movement",
+        "place",
+        "version",
         "delta_on_hand",
         "delta_reserved",
         "on_hand_after",
-        "reserved_after",
-        "reference_type",
-        "reference_id",
-        "actor",
-        "source",
-        "occurred_at",
+        "reference",
+        "when",
     )
     list_filter = ("movement", "source", "location", "occurred_at")
     search_fields = ("=sku", "=location_code", "actor", "=reference_id")
@@ -339,20 +341,88 @@ class StockLedgerEntryAdmin(_ReadOnlyAdmin):
     ordering = ("-id",)
     readonly_fields = [field.name for field in StockLedgerEntry._meta.fields]
 
+    @admin.display(description="stock level", ordering="sku")
+    def place(self, entry: StockLedgerEntry) -> str:
+        return f"{entry.sku}@{entry.location_code}"
+
+    @admin.display(description="reference")
+    def reference(self, entry: StockLedgerEntry) -> str:
+        if not entry.reference_type:
+            return "—"
+        return f"{entry.reference_type} {entry.reference_id}"
+
+    @admin.display(description="occurred", ordering="occurred_at")
+    def when(self, entry: StockLedgerEntry) -> str:
+        return short_time(entry.occurred_at)
+
+
+def _live_stock_sum(field: str) -> Coalesce:
+    """The sum of `field` over the sku's stock levels now, as a subquery per row."""
+    levels = (
+        StockLevel.objects.filter(product__sku=OuterRef("sku"))
+        .order_by()
+        .values("product")
+        .annotate(total=Sum(field))
+        .values("total")
+    )
+    return Coalesce(Subquery(levels), 0)
+
+
+def catching_up(value: int, *, live: int | None, what: str) -> str:
+    """A projected figure, marked when it differs from the live one (the projector has not
+    caught up yet); the live figure is in the title."""
+    if live is None or live == value:
+        return str(value)
+    return format_html(
+        '{} <span class="catching-up" title="Catching up: the projection says {}, the stock '
+        'levels say {} {} now. It updates within seconds.">⟳ catching up</span>',
+        value,
+        value,
+        live,
+        what,
+    )
+
 
 @admin.register(SkuStockTotals)
-class SkuStockTotalsAdmin(_ReadOnlyAdmin):
+class SkuStockTotalsAdmin(BadgesMedia, _ReadOnlyAdmin):
+    """The projector's totals per sku, each checked against the live stock levels in the
+    same query: a figure that differs is marked as catching up."""
+
     list_display = (
         "sku",
-        "on_hand",
-        "reserved",
+        "on_hand_cell",
+        "reserved_cell",
         "available",
         "in_transit",
         "backorder",
         "movements",
-        "last_updated",
+        "updated",
     )
     search_fields = ("=sku",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SkuStockTotals]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                live_on_hand=_live_stock_sum("on_hand"),
+                live_reserved=_live_stock_sum("reserved"),
+            )
+        )
+
+    @admin.display(description="on hand", ordering="on_hand")
+    def on_hand_cell(self, totals: SkuStockTotals) -> str:
+        live = getattr(totals, "live_on_hand", None)
+        return catching_up(totals.on_hand, live=live, what="on hand")
+
+    @admin.display(description="reserved", ordering="reserved")
+    def reserved_cell(self, totals: SkuStockTotals) -> str:
+        live = getattr(totals, "live_reserved", None)
+        return catching_up(totals.reserved, live=live, what="reserved")
+
+    @admin.display(description="last updated", ordering="last_updated")
+    def updated(self, totals: SkuStockTotals) -> str:
+        return short_time(totals.last_updated)
 
 
 @admin.register(AccessLogEntry)
