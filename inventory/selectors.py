@@ -5,7 +5,19 @@ from itertools import groupby
 from operator import itemgetter
 
 from django.db import connection, transaction
-from django.db.models import Case, Count, F, Prefetch, Q, QuerySet, Sum, When, Window
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    When,
+    Window,
+)
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -76,6 +88,27 @@ def reservation_list() -> QuerySet[Reservation]:
     )
     return (
         Reservation.objects.select_related("product")
+        .prefetch_related(Prefetch("allocations", queryset=allocations))
+        .order_by("-id")
+    )
+
+
+def order_reservation_list(*, order_id: int) -> QuerySet[Reservation]:
+    """The order's reservations (every status), newest first, each with its allocations in
+    the order they were reserved from. Each allocation carries `stock_level_id`, the stock
+    level its units are held at, and `reserved`, the part of it that was on hand (the rest
+    is `backordered`). Two queries, whatever the number of lines."""
+    level = StockLevel.objects.filter(
+        product_id=OuterRef("reservation__product_id"), location_id=OuterRef("location_id")
+    ).values("pk")[:1]
+    allocations = (
+        ReservationAllocation.objects.select_related("location")
+        .annotate(stock_level_id=Subquery(level), reserved=F("quantity") - F("backordered"))
+        .order_by("location__priority", "location__code")
+    )
+    return (
+        Reservation.objects.filter(order_id=order_id)
+        .select_related("product")
         .prefetch_related(Prefetch("allocations", queryset=allocations))
         .order_by("-id")
     )

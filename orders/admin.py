@@ -5,28 +5,29 @@ from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from config.admin_errors import DomainErrorsShown
 from config.errors import DomainError, DomainValidationError, VersionConflict
-from history.admin_cells import BadgesMedia, badge, order_total_cell, short_time
 from history.audit import admin_audit, reason_code_check
 from history.forms import ReasonCodeChoiceField
 from history.selectors import ledger_rows_audited, order_timeline
 from history.timeline import chain_panel
+from inventory.selectors import order_reservation_list
 from orders import services
-from orders.forms import OrderAdminForm, OrderLineForm, OrderLineFormSet, stale_order_message
+from orders.forms import (
+    OrderAdminForm,
+    OrderCloseForm,
+    OrderLineForm,
+    OrderLineFormSet,
+    stale_order_message,
+)
 from orders.models import Customer, Order, OrderLine, OrderStatus
 from orders.selectors import order_chain_problems
 from orders.timeline import line_charts
 
-ORDER_TONES = {
-    OrderStatus.OPEN: "info",
-    OrderStatus.FULFILLED: "good",
-    OrderStatus.CANCELLED: "quiet",
-}
 CANCEL_REASON = "Cancelled in admin"
 FULFIL_REASON = "Fulfilled in admin"
 
@@ -72,7 +73,7 @@ class OrderLineInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(BadgesMedia, DomainErrorsShown, admin.ModelAdmin):
+class OrderAdmin(DomainErrorsShown, admin.ModelAdmin):
     """Every save goes through `orders.services`, so the admin writes the same ledger rows
     and outbox events as the API. The form carries the version it was rendered with, and a
     save against a newer version is refused rather than overwriting someone's change."""
@@ -83,10 +84,10 @@ class OrderAdmin(BadgesMedia, DomainErrorsShown, admin.ModelAdmin):
         "id",
         "reference",
         "customer",
-        "status_badge",
+        "status",
         "version",
         "total_quantity",
-        "updated",
+        "updated_at",
     )
     list_display_links = ("id", "reference")
     list_filter = ("status", "customer", "updated_at")
@@ -100,31 +101,15 @@ class OrderAdmin(BadgesMedia, DomainErrorsShown, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         # From the projector's snapshot (a join on its primary key), not a sum over the
         # lines of every order on the page; "—" until the projector has seen the order.
-        # The snapshot's version tells whether it has caught up with the order.
         return (
             super()
             .get_queryset(request)
-            .annotate(
-                total_quantity=F("ordersnapshot__total_quantity"),
-                snapshot_version=F("ordersnapshot__last_version"),
-            )
+            .annotate(total_quantity=F("ordersnapshot__total_quantity"))
         )
-
-    @admin.display(description="status", ordering="status")
-    def status_badge(self, order: Order) -> str:
-        return badge(order.get_status_display(), tone=ORDER_TONES.get(order.status, "quiet"))
 
     @admin.display(description="total quantity", ordering="total_quantity")
     def total_quantity(self, order: Order) -> int | str:
-        return order_total_cell(
-            total=order.total_quantity,
-            snapshot_version=getattr(order, "snapshot_version", None),
-            version=order.version,
-        )
-
-    @admin.display(description="updated", ordering="updated_at")
-    def updated(self, order: Order) -> str:
-        return short_time(order.updated_at)
+        return "—" if order.total_quantity is None else order.total_quantity
 
     def get_fieldsets(self, request: HttpRequest, obj: Order | None = None) -> list:
         if obj is None:
@@ -255,7 +240,79 @@ class OrderAdmin(BadgesMedia, DomainErrorsShown, admin.ModelAdmin):
             self.admin_site.admin_view(self.timeline_view),
             name=name,
         )
-        return [timeline, *super().get_urls()]
+        close = path(
+            "<path:object_id>/close/",
+            self.admin_site.admin_view(self.close_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_close",
+        )
+        return [timeline, close, *super().get_urls()]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
+    ) -> HttpResponse:
+        order = self.get_object(request, unquote(object_id))
+        if order is not None and self.has_view_permission(request, order):
+            extra_context = {**(extra_context or {}), **self._stock_context(request, order)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _stock_context(self, request: HttpRequest, order: Order) -> dict:
+        """The order's lines with the reservations they hold (and where), the link to the
+        stock movements the order caused, and the Cancel/Fulfil form for an open order."""
+        reservations: dict[int, list] = {}
+        for reservation in order_reservation_list(order_id=order.pk):
+            reservations.setdefault(reservation.product_id, []).append(reservation)
+        lines = order.lines.select_related("product").order_by("id")
+        movements = reverse("admin:history_stockledgerentry_changelist")
+        closable = order.status == OrderStatus.OPEN and self.has_change_permission(request, order)
+        return {
+            "line_stock": [(line, reservations.get(line.product_id, [])) for line in lines],
+            "stock_movements_url": f"{movements}?reference_type=order&reference_id={order.pk}",
+            "close_form": OrderCloseForm(order=order) if closable else None,
+        }
+
+    def close_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The change page's Cancel and Fulfil buttons: one call to `order_cancel` or
+        `order_fulfil` with the version the page was rendered at."""
+        order = self.get_object(request, unquote(object_id))
+        if order is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if request.method != "POST" or not self.has_change_permission(request, order):
+            raise PermissionDenied
+        change_url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[order.pk]
+        )
+        form = OrderCloseForm(request.POST, order=order)
+        if not form.is_valid():
+            errors = "; ".join(str(error) for errors in form.errors.values() for error in errors)
+            self.message_user(request, f"Nothing was changed: {errors}", messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        cancel = form.cleaned_data["action"] == OrderCloseForm.CANCEL
+        service = services.order_cancel if cancel else services.order_fulfil
+        audit = admin_audit(
+            request,
+            reason=form.cleaned_data["reason"].strip(),
+            reason_code=form.cleaned_data["reason_code"],
+        )
+        try:
+            closed = service(
+                order_id=order.pk,
+                expected_version=form.cleaned_data["expected_version"],
+                audit=audit,
+            )
+        except DomainError as exc:
+            self.message_user(request, self.domain_error_message(exc), messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        done = "Cancelled" if cancel else "Fulfilled"
+        self.log_change(request, closed, [{"changed": {"fields": ["status"]}}])
+        self.message_user(
+            request, f"{done} order {closed} (now version {closed.version}).", messages.SUCCESS
+        )
+        return HttpResponseRedirect(change_url)
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context=None):
+        """Django's own change history is replaced by the Timeline (the order's ledger)."""
+        name = f"admin:{self.opts.app_label}_{self.opts.model_name}_timeline"
+        return HttpResponseRedirect(reverse(name, args=[object_id]))
 
     def timeline_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         order = self.get_object(request, unquote(object_id))

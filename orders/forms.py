@@ -134,3 +134,32 @@ class OrderLineFormSet(forms.BaseInlineFormSet):
             form.cleaned_data["product"].sku: form.cleaned_data["quantity"]
             for form in self.filled_forms()
         }
+
+
+class OrderCloseForm(forms.Form):
+    """The order page's Cancel and Fulfil buttons: which one was pressed (`action`), why,
+    and the version the page was rendered at (the service refuses the change if the order has moved
+    on since)."""
+
+    CANCEL, FULFIL = "cancel", "fulfil"
+    HTML_ID = "order-close"
+
+    action = forms.ChoiceField(choices=[(CANCEL, "Cancel order"), (FULFIL, "Fulfil order")])
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Why the order is cancelled or fulfilled; recorded in the order's ledger.",
+    )
+    reason_code = ReasonCodeChoiceField(required=False)
+    expected_version = forms.IntegerField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, order: Order | None = None, **kwargs) -> None:
+        kwargs.setdefault("prefix", "close")  # apart from the change form's own reason
+        super().__init__(*args, **kwargs)
+        if order is not None:
+            self.fields["expected_version"].initial = order.version
+        # Rendered inside the change form's <form>, but submitted by its own (HTML `form`).
+        for field in self.fields.values():
+            field.widget.attrs["form"] = self.HTML_ID
+        if reason_code_required(Source.ADMIN):
+            self.fields["reason_code"].help_text = "Required; recorded in the order's ledger."

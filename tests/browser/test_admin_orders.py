@@ -107,3 +107,46 @@ def test_auditor_reads_the_timeline_and_downloads_its_csv_but_cannot_edit(
     expect(page.locator("a.deletelink")).to_have_count(0)
     expect(page.get_by_role("link", name="Timeline")).to_be_visible()
     screenshot(page, "change-page")
+
+
+def test_staff_cancel_an_order_from_its_page_and_its_stock_is_released(
+    page, admin_login, browser_user, make_order, audit, screenshot
+):
+    # given: an order of 50 held at two locations, 10 of them backordered
+    from inventory.models import StockLevel
+    from inventory.services import location_create, stock_receive
+    from orders.models import OrderStatus
+    from tests.factories import ProductFactory
+
+    ProductFactory(sku="TRK-1", track_inventory=True, allow_backorder=True)
+    location_create(code="WH-A", name="First", priority=1)
+    location_create(code="WH-B", name="Second", priority=2)
+    stock_receive(sku="TRK-1", location="WH-A", quantity=30, audit=audit)
+    stock_receive(sku="TRK-1", location="WH-B", quantity=10, audit=audit)
+    order = make_order(lines={"TRK-1": 50})
+    admin_login(page, browser_user("order_staff"))
+    page.goto(change_path(order))
+    stock = page.locator("#order-stock tbody tr")
+    expect(stock).to_have_count(2)
+    expect(stock.nth(0)).to_contain_text("WH-A")
+    expect(stock.nth(0).locator(".backordered")).to_have_text("10")
+    expect(page.locator("#order-stock-movements")).to_be_visible()
+    expect(page.get_by_role("link", name="History", exact=True)).to_have_count(0)
+    screenshot(page, "before")
+
+    # when
+    page.locator('select[name="close-reason_code"]').select_option("customer_request")
+    page.locator('textarea[name="close-reason"]').fill("Customer withdrew the order")
+    page.get_by_role("button", name="Cancel order").click()
+
+    # then
+    expect(page.locator(".messagelist .success")).to_contain_text("Cancelled order")
+    expect(page.locator("#order-close")).to_have_count(0)
+    screenshot(page)
+    order.refresh_from_db()
+    assert (order.status, order.version) == (OrderStatus.CANCELLED, 2)
+    row = OrderLedgerEntry.objects.get(order_id=order.pk, version=2)
+    assert (row.reason, row.reason_code) == ("Customer withdrew the order", "customer_request")
+    assert not StockLevel.objects.filter(reserved__gt=0).exists()
+    page.get_by_role("link", name="Timeline", exact=True).click()
+    expect(page.locator("#timeline")).to_contain_text("Customer withdrew the order")
