@@ -11,6 +11,7 @@ from django.urls import URLPattern, path, reverse
 
 from config.admin_errors import DomainErrorsShown
 from config.errors import DomainError, DomainValidationError, VersionConflict
+from history.admin_cells import BadgesMedia, badge, order_total_cell, short_time
 from history.audit import admin_audit, reason_code_check
 from history.forms import ReasonCodeChoiceField
 from history.selectors import ledger_rows_audited, order_timeline
@@ -28,6 +29,11 @@ from orders.models import Customer, Order, OrderLine, OrderStatus
 from orders.selectors import order_chain_problems
 from orders.timeline import line_charts
 
+ORDER_TONES = {
+    OrderStatus.OPEN: "info",
+    OrderStatus.FULFILLED: "good",
+    OrderStatus.CANCELLED: "quiet",
+}
 CANCEL_REASON = "Cancelled in admin"
 FULFIL_REASON = "Fulfilled in admin"
 
@@ -73,7 +79,7 @@ class OrderLineInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(DomainErrorsShown, admin.ModelAdmin):
+class OrderAdmin(BadgesMedia, DomainErrorsShown, admin.ModelAdmin):
     """Every save goes through `orders.services`, so the admin writes the same ledger rows
     and outbox events as the API. The form carries the version it was rendered with, and a
     save against a newer version is refused rather than overwriting someone's change."""
@@ -84,10 +90,10 @@ class OrderAdmin(DomainErrorsShown, admin.ModelAdmin):
         "id",
         "reference",
         "customer",
-        "status",
+        "status_badge",
         "version",
         "total_quantity",
-        "updated_at",
+        "updated",
     )
     list_display_links = ("id", "reference")
     list_filter = ("status", "customer", "updated_at")
@@ -101,15 +107,31 @@ class OrderAdmin(DomainErrorsShown, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
         # From the projector's snapshot (a join on its primary key), not a sum over the
         # lines of every order on the page; "—" until the projector has seen the order.
+        # The snapshot's version tells whether it has caught up with the order.
         return (
             super()
             .get_queryset(request)
-            .annotate(total_quantity=F("ordersnapshot__total_quantity"))
+            .annotate(
+                total_quantity=F("ordersnapshot__total_quantity"),
+                snapshot_version=F("ordersnapshot__last_version"),
+            )
         )
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, order: Order) -> str:
+        return badge(order.get_status_display(), tone=ORDER_TONES.get(order.status, "quiet"))
 
     @admin.display(description="total quantity", ordering="total_quantity")
     def total_quantity(self, order: Order) -> int | str:
-        return "—" if order.total_quantity is None else order.total_quantity
+        return order_total_cell(
+            total=order.total_quantity,
+            snapshot_version=getattr(order, "snapshot_version", None),
+            version=order.version,
+        )
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, order: Order) -> str:
+        return short_time(order.updated_at)
 
     def get_fieldsets(self, request: HttpRequest, obj: Order | None = None) -> list:
         if obj is None:
