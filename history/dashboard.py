@@ -5,10 +5,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
+from django.contrib import admin
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from history.models import LedgerSeal, Source
+from history.models import LedgerSeal, OutboxEvent, Source
 from history.projector import Lag
 from history.selectors import (
     DailyAdjustments,
@@ -139,6 +141,19 @@ class Dashboard:
     @property
     def projections_behind(self) -> int:
         return sum(lag.events_behind for _, lag in self.projections)
+
+    @property
+    def retry_allowed(self) -> "RetryAllowed":
+        return RetryAllowed()
+
+
+class RetryAllowed:
+    """`{% if request in dashboard.retry_allowed %}`: may the request's user retry dead
+    letters? The outbox admin's own rule (OutboxEventAdmin.has_retry_permission), so the
+    hint is shown exactly to those who get the list's retry action."""
+
+    def __contains__(self, request: HttpRequest) -> bool:
+        return admin.site.get_model_admin(OutboxEvent).has_retry_permission(request)
 
 
 def _change_url(change: LedgerChange) -> str:

@@ -27,7 +27,7 @@ from orders.forms import (
 )
 from orders.models import Customer, Order, OrderLine, OrderStatus
 from orders.selectors import order_chain_problems
-from orders.timeline import line_charts
+from orders.timeline import attach_stock_movements, line_charts, order_stock_movements
 
 ORDER_TONES = {
     OrderStatus.OPEN: "info",
@@ -349,6 +349,7 @@ class OrderAdmin(BadgesMedia, DomainErrorsShown, admin.ModelAdmin):
             problems=[problem for _, problem in order_chain_problems(order_ids=[order.pk])],
             proof_url=reverse("order-proof", kwargs={"order_id": order.pk}),
         )
+        other_movements = attach_stock_movements(shown, order_stock_movements(order_id=order.pk))
         context = {
             **self.admin_site.each_context(request),
             "title": f"Timeline of {order}",
@@ -356,6 +357,7 @@ class OrderAdmin(BadgesMedia, DomainErrorsShown, admin.ModelAdmin):
             "original": order,
             "entries": shown,
             "charts": line_charts(entries),
+            "other_movements": other_movements,
             "audit": audit,
             "csv_url": reverse("order-history", kwargs={"order_id": order.pk}) + "?format=csv",
         }

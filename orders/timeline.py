@@ -1,10 +1,16 @@
 """Geometry of the quantity-over-time charts on the admin's order timeline page, computed
-on the server so the page needs no JavaScript. Pure: ledger rows in, SVG coordinates out."""
+on the server so the page needs no JavaScript (pure: ledger rows in, SVG coordinates out),
+and the stock movements the order caused, matched to the order change that caused them."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+
+from django.db.models import OuterRef, Subquery
+
+from history.models import StockLedgerEntry
+from inventory.models import StockLevel
 
 WIDTH = 360
 HEIGHT = 120
@@ -115,3 +121,42 @@ def _step_polyline(points: tuple[ChartPoint, ...], right: float) -> str:
     if coords[-1][0] < right:
         coords.append((right, coords[-1][1]))
     return " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+
+
+# --- Stock movements under each order change --------------------------------------------------
+
+
+def order_stock_movements(*, order_id: int) -> list[StockLedgerEntry]:
+    """The stock ledger rows the order caused, oldest first, each with `level_id` (its stock
+    level's pk, for the link to that level's timeline): one query."""
+    level = StockLevel.objects.filter(
+        product_id=OuterRef("product_id"), location_id=OuterRef("location_id")
+    ).values("pk")[:1]
+    return list(
+        StockLedgerEntry.objects.filter(reference_type="order", reference_id=str(order_id))
+        .annotate(level_id=Subquery(level))
+        .order_by("id")
+    )
+
+
+def attach_stock_movements(entries: list, movements: Iterable) -> list:
+    """Set `stock_movements` on the last shown row of each order change: the stock rows
+    written in the same transaction. Order commands reserve, release and consume stock in
+    their own transaction but under separate events, so the match is by `txid`, not
+    `event_id`. Where several changes share a transaction (a batch, or a test's wrapping
+    transaction), a row goes to the latest of them recorded at or before it (the command
+    stamps the order change before it moves the stock), else to the first. Returns the
+    movements that match no shown change."""
+    changes: dict[int, dict[int, object]] = {}
+    for entry in entries:
+        entry.stock_movements = []
+        changes.setdefault(entry.txid, {})[entry.version] = entry
+    other = []
+    for movement in movements:
+        candidates = list(changes.get(movement.txid, {}).values())
+        if not candidates:
+            other.append(movement)
+            continue
+        earlier = [c for c in candidates if c.occurred_at <= movement.occurred_at]
+        (earlier[-1] if earlier else candidates[0]).stock_movements.append(movement)
+    return other

@@ -277,3 +277,31 @@ def test_view_site_leads_to_the_api_docs(client):
     assert 'href="/api/docs/"' in html
     assert "OrderTrack: orders and inventory" in html
     assert client.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.parametrize(("role", "hinted"), [("order_staff", True), ("auditor", False)])
+def test_only_users_who_may_retry_see_the_retry_hint(client, shop, role, hinted):
+    # given
+    client = client_as(client, role)
+
+    # when
+    response = client.get(INDEX)
+
+    # then
+    html = response.content.decode()
+    dashboard = response.context["dashboard"]
+    assert 'id="dashboard-dead-letters"' in html
+    assert dashboard.dead_letters_url in html.replace("&amp;", "&")
+    assert ('id="dashboard-retry-hint"' in html) is hinted
+    assert ("Select the dead letters and retry them" in html) is hinted
+
+
+def test_superusers_see_the_retry_hint(client, shop):
+    # given
+    client.force_login(UserFactory(is_superuser=True, is_staff=True))
+
+    # when
+    response = client.get(INDEX)
+
+    # then
+    assert 'id="dashboard-retry-hint"' in response.content.decode()
