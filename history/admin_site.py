@@ -102,10 +102,13 @@ class OrderTrackAdminSite(admin.AdminSite):
     def index(self, request, extra_context=None) -> TemplateResponse:
         from config.roles import Role, user_has_role
         from history.dashboard import dashboard_get
+        from history.models import OutboxEvent
 
         extra_context = dict(extra_context or {})
         if user_has_role(request.user, frozenset({Role.STAFF, Role.AUDITOR})):
-            extra_context["dashboard"] = dashboard_get()
+            outbox_admin = self.get_model_admin(OutboxEvent)
+            retry_allowed = outbox_admin.has_retry_permission(request)
+            extra_context["dashboard"] = dashboard_get(retry_allowed=retry_allowed)
         return super().index(request, extra_context)
 
 

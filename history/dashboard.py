@@ -5,12 +5,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from django.contrib import admin
-from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from history.models import LedgerSeal, OutboxEvent, Source
+from history.models import LedgerSeal, Source
 from history.projector import Lag
 from history.selectors import (
     DailyAdjustments,
@@ -137,23 +135,11 @@ class Dashboard:
     seal: LedgerSeal | None
     seal_age: timedelta | None
     seals_url: str
+    retry_allowed: bool  # the user gets the outbox list's retry action
 
     @property
     def projections_behind(self) -> int:
         return sum(lag.events_behind for _, lag in self.projections)
-
-    @property
-    def retry_allowed(self) -> "RetryAllowed":
-        return RetryAllowed()
-
-
-class RetryAllowed:
-    """`{% if request in dashboard.retry_allowed %}`: may the request's user retry dead
-    letters? The outbox admin's own rule (OutboxEventAdmin.has_retry_permission), so the
-    hint is shown exactly to those who get the list's retry action."""
-
-    def __contains__(self, request: HttpRequest) -> bool:
-        return admin.site.get_model_admin(OutboxEvent).has_retry_permission(request)
 
 
 def _change_url(change: LedgerChange) -> str:
@@ -164,7 +150,7 @@ def _change_url(change: LedgerChange) -> str:
     return reverse("admin:inventory_stocklevel_timeline", args=[change.target_id])
 
 
-def dashboard_get() -> Dashboard:
+def dashboard_get(*, retry_allowed: bool) -> Dashboard:
     seal = ledger_seal_latest()
     return Dashboard(
         low_stock=stock_low_summary(limit=10),
@@ -183,4 +169,5 @@ def dashboard_get() -> Dashboard:
         seal=seal,
         seal_age=timezone.now() - seal.sealed_at if seal else None,
         seals_url=_changelist("history_ledgerseal"),
+        retry_allowed=retry_allowed,
     )

@@ -26,8 +26,8 @@ from orders.forms import (
     stale_order_message,
 )
 from orders.models import Customer, Order, OrderLine, OrderStatus
-from orders.selectors import order_chain_problems
-from orders.timeline import attach_stock_movements, line_charts, order_stock_movements
+from orders.selectors import order_chain_problems, order_stock_movements
+from orders.timeline import attach_stock_movements, line_charts
 
 ORDER_TONES = {
     OrderStatus.OPEN: "info",

@@ -4,17 +4,17 @@ from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from config.api.formats import api_datetime
 from config.errors import NotFound
 from config.sql import fetch_all
 from history.chain import ORDER_FIELDS, order_entry_hash
-from history.models import OrderLedgerEntry, OrderSnapshot
+from history.models import OrderLedgerEntry, OrderSnapshot, StockLedgerEntry
 from history.seals import NO_LEDGER_ROWS, chain_proof
 from history.selectors import order_replay
 from history.verification import chains_problems, ledger_rows
-from inventory.models import Product
+from inventory.models import Product, StockLevel
 from orders.models import Customer, Order, OrderLine
 
 
@@ -171,3 +171,16 @@ def order_proof(*, order_id: int) -> dict:
     order_exists(order_id=order_id)
     proof = chain_proof(entries=OrderLedgerEntry.objects.filter(order_id=order_id))
     return {"aggregate": {"type": "order", "order_id": order_id}, **(proof or NO_LEDGER_ROWS)}
+
+
+def order_stock_movements(*, order_id: int) -> list[StockLedgerEntry]:
+    """The stock ledger rows the order caused, oldest first, each with `level_id` (its stock
+    level's pk, for the link to that level's timeline): one query."""
+    level = StockLevel.objects.filter(
+        product_id=OuterRef("product_id"), location_id=OuterRef("location_id")
+    ).values("pk")[:1]
+    return list(
+        StockLedgerEntry.objects.filter(reference_type="order", reference_id=str(order_id))
+        .annotate(level_id=Subquery(level))
+        .order_by("id")
+    )

@@ -7,11 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from django.db.models import OuterRef, Subquery
-
-from history.models import StockLedgerEntry
-from inventory.models import StockLevel
-
 WIDTH = 360
 HEIGHT = 120
 PAD_LEFT = 56
@@ -124,19 +119,6 @@ def _step_polyline(points: tuple[ChartPoint, ...], right: float) -> str:
 
 
 # --- Stock movements under each order change --------------------------------------------------
-
-
-def order_stock_movements(*, order_id: int) -> list[StockLedgerEntry]:
-    """The stock ledger rows the order caused, oldest first, each with `level_id` (its stock
-    level's pk, for the link to that level's timeline): one query."""
-    level = StockLevel.objects.filter(
-        product_id=OuterRef("product_id"), location_id=OuterRef("location_id")
-    ).values("pk")[:1]
-    return list(
-        StockLedgerEntry.objects.filter(reference_type="order", reference_id=str(order_id))
-        .annotate(level_id=Subquery(level))
-        .order_by("id")
-    )
 
 
 def attach_stock_movements(entries: list, movements: Iterable) -> list:
