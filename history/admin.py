@@ -3,8 +3,7 @@ import uuid
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -20,16 +19,14 @@ from history.models import (
     ProjectionCheckpoint,
     SkuDailyAdjustments,
     SkuDemand,
-    SkuStockTotals,
     StockLedgerEntry,
 )
 from history.projector import Lag, projection_lag
 from history.selectors import OutboxStatus, outbox_status_q, outbox_with_status
 from history.services import outbox_events_retry
-from inventory.models import StockLevel
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin):
     """The ledger and the outbox are written only by the services, in the same transaction
     as the change they record; nobody edits them here, superusers included."""
 
@@ -61,7 +58,7 @@ def _as_uuid(term: str) -> uuid.UUID | None:
 
 
 @admin.register(OrderLedgerEntry)
-class OrderLedgerEntryAdmin(BadgesMedia, _ReadOnlyAdmin):
+class OrderLedgerEntryAdmin(BadgesMedia, ReadOnlyAdmin):
     # Fits 1366 px: the reason is cut short (whole on hover); ids and source are on the detail page.
     list_display = (
         "event_type",
@@ -141,7 +138,7 @@ class OutboxStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(BadgesMedia, _ReadOnlyAdmin):
+class OutboxEventAdmin(BadgesMedia, ReadOnlyAdmin):
     # What an operator opens it for comes first; ids and the other times are on the detail page.
     list_display = (
         "status_badge",
@@ -246,7 +243,7 @@ class _ProjectionLagChangeList(ChangeList):
 
 
 @admin.register(ProjectionCheckpoint)
-class ProjectionCheckpointAdmin(_ReadOnlyAdmin):
+class ProjectionCheckpointAdmin(ReadOnlyAdmin):
     list_display = ("name", "events_behind", "seconds_behind", "applied_rows", "last_applied_at")
     ordering = ("name",)
     fields = ("name", "applied_rows", "last_applied_at", "updated_at", "pg_snapshot")
@@ -270,7 +267,7 @@ class ProjectionCheckpointAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(OrderSnapshot)
-class OrderSnapshotAdmin(_ReadOnlyAdmin):
+class OrderSnapshotAdmin(ReadOnlyAdmin):
     """The read side, folded from the ledger by the projector; `rebuild_projections`
     recomputes it, nobody edits it."""
 
@@ -308,14 +305,14 @@ class OrderSnapshotAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(SkuDemand)
-class SkuDemandAdmin(_ReadOnlyAdmin):
+class SkuDemandAdmin(ReadOnlyAdmin):
     list_display = ("sku", "open_quantity", "adjustment_count", "last_updated")
     search_fields = ("sku",)
     ordering = ("sku",)
 
 
 @admin.register(SkuDailyAdjustments)
-class SkuDailyAdjustmentsAdmin(_ReadOnlyAdmin):
+class SkuDailyAdjustmentsAdmin(ReadOnlyAdmin):
     list_display = ("sku", "day", "adjustment_count", "net_delta")
     search_fields = ("sku",)
     date_hierarchy = "day"
@@ -323,7 +320,7 @@ class SkuDailyAdjustmentsAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(StockLedgerEntry)
-class StockLedgerEntryAdmin(BadgesMedia, _ReadOnlyAdmin):
+class StockLedgerEntryAdmin(BadgesMedia, ReadOnlyAdmin):
     # Fits 1366 px: the id, actor, source and reserved after are on the detail page.
     list_display = (
         "movement",
@@ -356,77 +353,8 @@ class StockLedgerEntryAdmin(BadgesMedia, _ReadOnlyAdmin):
         return short_time(entry.occurred_at)
 
 
-def _live_stock_sum(field: str) -> Coalesce:
-    """The sum of `field` over the sku's stock levels now, as a subquery per row."""
-    levels = (
-        StockLevel.objects.filter(product__sku=OuterRef("sku"))
-        .order_by()
-        .values("product")
-        .annotate(total=Sum(field))
-        .values("total")
-    )
-    return Coalesce(Subquery(levels), 0)
-
-
-def catching_up(value: int, *, live: int | None, what: str) -> str:
-    """A projected figure, marked when it differs from the live one (the projector has not
-    caught up yet); the live figure is in the title."""
-    if live is None or live == value:
-        return str(value)
-    return format_html(
-        '{} <span class="catching-up" title="Catching up: the projection says {}, the stock '
-        'levels say {} {} now. It updates within seconds.">⟳ catching up</span>',
-        value,
-        value,
-        live,
-        what,
-    )
-
-
-@admin.register(SkuStockTotals)
-class SkuStockTotalsAdmin(BadgesMedia, _ReadOnlyAdmin):
-    """The projector's totals per sku, each checked against the live stock levels in the
-    same query: a figure that differs is marked as catching up."""
-
-    list_display = (
-        "sku",
-        "on_hand_cell",
-        "reserved_cell",
-        "available",
-        "in_transit",
-        "backorder",
-        "movements",
-        "updated",
-    )
-    search_fields = ("=sku",)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[SkuStockTotals]:
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                live_on_hand=_live_stock_sum("on_hand"),
-                live_reserved=_live_stock_sum("reserved"),
-            )
-        )
-
-    @admin.display(description="on hand", ordering="on_hand")
-    def on_hand_cell(self, totals: SkuStockTotals) -> str:
-        live = getattr(totals, "live_on_hand", None)
-        return catching_up(totals.on_hand, live=live, what="on hand")
-
-    @admin.display(description="reserved", ordering="reserved")
-    def reserved_cell(self, totals: SkuStockTotals) -> str:
-        live = getattr(totals, "live_reserved", None)
-        return catching_up(totals.reserved, live=live, what="reserved")
-
-    @admin.display(description="last updated", ordering="last_updated")
-    def updated(self, totals: SkuStockTotals) -> str:
-        return short_time(totals.last_updated)
-
-
 @admin.register(AccessLogEntry)
-class AccessLogEntryAdmin(_ReadOnlyAdmin):
+class AccessLogEntryAdmin(ReadOnlyAdmin):
     """Who exported or asked for a proof of what (history.services.access_log_record):
     staff and auditors read it; nobody adds, changes or deletes an entry."""
 
@@ -440,7 +368,7 @@ class AccessLogEntryAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(LedgerSeal)
-class LedgerSealAdmin(_ReadOnlyAdmin):
+class LedgerSealAdmin(ReadOnlyAdmin):
     """The signed checkpoints of the ledgers (history.seals): read-only for everyone, like
     the ledgers. `manage.py verify_ledger` checks them; the API serves them to verifiers."""
 

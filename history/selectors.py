@@ -30,7 +30,6 @@ from history.models import (
     OrderLedgerEntry,
     OutboxEvent,
     Source,
-    StockLedgerEntry,
 )
 from history.projector import Lag, projection_lag
 from history.seals import sees
@@ -74,7 +73,7 @@ def adjustments_per_day(*, days: int = 30) -> list[DailyAdjustments]:
     count per sku and day but not the source, so it cannot give the split. The index on
     occurred_at (ledger_occurred_at_idx) bounds the read to the window's rows, whatever the
     size of the whole ledger; but its cost grows with the rows in the window: 25 ms for
-    70,000 rows on the bench database (history.admin_site). If 30 days of changes grow far
+    70,000 rows on the bench database (orders.admin_site). If 30 days of changes grow far
     beyond that, a projection per (day, source) is the next step."""
     today = timezone.localdate()
     first = today - timedelta(days=days - 1)
@@ -93,59 +92,6 @@ def adjustments_per_day(*, days: int = 30) -> list[DailyAdjustments]:
         if row["day"] in per_day and row["source"] in Source.values:
             per_day[row["day"]][row["source"]] = row["rows"]
     return [DailyAdjustments(day=day, by_source=sources) for day, sources in per_day.items()]
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerChange:
-    """One row of either ledger, as the latest changes list it. `target_id` is the order's
-    id (kind "order") or the stock level's id (kind "stock"; None if the level is gone)."""
-
-    kind: str  # "order" or "stock"
-    id: int
-    target_id: int | None
-    place: str  # "#12 SKU-1" or "SKU-1@WH-1"
-    change: str  # the event type or movement
-    delta: int
-    actor: str
-    source: str
-    occurred_at: datetime
-
-
-def ledger_changes_latest(*, limit: int = 10) -> list[LedgerChange]:
-    """The latest `limit` rows of both ledgers together, newest first: two queries, each
-    the last `limit` rows of one ledger by id (its primary key)."""
-    from inventory.models import StockLevel  # not at the top: inventory imports history
-
-    level = StockLevel.objects.filter(
-        product_id=OuterRef("product_id"), location_id=OuterRef("location_id")
-    ).values("pk")[:1]
-    order_rows = OrderLedgerEntry.objects.order_by("-id").values_list(
-        "id", "order_id", "sku", "event_type", "delta", "actor", "source", "occurred_at"
-    )[:limit]
-    stock_rows = (
-        StockLedgerEntry.objects.order_by("-id")
-        .annotate(level_id=Subquery(level))
-        .values_list(
-            "id",
-            "level_id",
-            "sku",
-            "location_code",
-            "movement",
-            "delta_on_hand",
-            "actor",
-            "source",
-            "occurred_at",
-        )[:limit]
-    )
-    changes = [
-        LedgerChange("order", pk, order_id, f"#{order_id} {sku}", event, delta, *rest)
-        for pk, order_id, sku, event, delta, *rest in order_rows
-    ] + [
-        LedgerChange("stock", pk, level_id, f"{sku}@{code}", movement, delta, *rest)
-        for pk, level_id, sku, code, movement, delta, *rest in stock_rows
-    ]
-    changes.sort(key=lambda change: (change.occurred_at, change.kind, change.id), reverse=True)
-    return changes[:limit]
 
 
 def ledger_seal_latest() -> LedgerSeal | None:

@@ -10,7 +10,8 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -19,9 +20,10 @@ from django.utils.http import urlencode
 
 from config.admin_errors import DomainErrorsShown
 from config.errors import DomainError
+from history.admin import ReadOnlyAdmin
 from history.admin_cells import BadgesMedia, badge, short_time
 from history.audit import Audit, admin_audit
-from history.models import StockLedgerEntry
+from history.models import SkuStockTotals, StockLedgerEntry
 from history.selectors import ledger_rows_audited
 from history.timeline import chain_panel
 from inventory import services
@@ -729,3 +731,74 @@ class TransferAdmin(BadgesMedia, _ServiceActionsAdmin):
         run=lambda t, audit: services.transfer_cancel(transfer_id=t.pk, audit=audit),
         done=lambda n: f"Cancelled {n} transfer(s)",
     )
+
+
+# The projector's totals are a history model; their admin lives here because it checks them
+# against the live stock levels (history does not import inventory).
+def _live_stock_sum(field: str) -> Coalesce:
+    """The sum of `field` over the sku's stock levels now, as a subquery per row."""
+    levels = (
+        StockLevel.objects.filter(product__sku=OuterRef("sku"))
+        .order_by()
+        .values("product")
+        .annotate(total=Sum(field))
+        .values("total")
+    )
+    return Coalesce(Subquery(levels), 0)
+
+
+def catching_up(value: int, *, live: int | None, what: str) -> str:
+    """A projected figure, marked when it differs from the live one (the projector has not
+    caught up yet); the live figure is in the title."""
+    if live is None or live == value:
+        return str(value)
+    return format_html(
+        '{} <span class="catching-up" title="Catching up: the projection says {}, the stock '
+        'levels say {} {} now. It updates within seconds.">⟳ catching up</span>',
+        value,
+        value,
+        live,
+        what,
+    )
+
+
+@admin.register(SkuStockTotals)
+class SkuStockTotalsAdmin(BadgesMedia, ReadOnlyAdmin):
+    """The projector's totals per sku, each checked against the live stock levels in the
+    same query: a figure that differs is marked as catching up."""
+
+    list_display = (
+        "sku",
+        "on_hand_cell",
+        "reserved_cell",
+        "available",
+        "in_transit",
+        "backorder",
+        "movements",
+        "updated",
+    )
+    search_fields = ("=sku",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SkuStockTotals]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                live_on_hand=_live_stock_sum("on_hand"),
+                live_reserved=_live_stock_sum("reserved"),
+            )
+        )
+
+    @admin.display(description="on hand", ordering="on_hand")
+    def on_hand_cell(self, totals: SkuStockTotals) -> str:
+        live = getattr(totals, "live_on_hand", None)
+        return catching_up(totals.on_hand, live=live, what="on hand")
+
+    @admin.display(description="reserved", ordering="reserved")
+    def reserved_cell(self, totals: SkuStockTotals) -> str:
+        live = getattr(totals, "live_reserved", None)
+        return catching_up(totals.reserved, live=live, what="reserved")
+
+    @admin.display(description="last updated", ordering="last_updated")
+    def updated(self, totals: SkuStockTotals) -> str:
+        return short_time(totals.last_updated)

@@ -24,6 +24,7 @@ from django.utils import timezone
 from config.errors import NotFound
 from history.chain import STOCK_FIELDS, stock_entry_hash
 from history.models import (
+    OrderLedgerEntry,
     SkuDailyAdjustments,
     SkuDemand,
     SkuStockTotals,
@@ -480,3 +481,54 @@ def stock_level_proof(*, sku: str, location: str) -> dict:
     proof = chain_proof(entries=entries)
     aggregate = {"type": "stock", "sku": sku, "location_code": location}
     return {"aggregate": aggregate, **(proof or NO_LEDGER_ROWS)}
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerChange:
+    """One row of either ledger, as the latest changes list it. `target_id` is the order's
+    id (kind "order") or the stock level's id (kind "stock"; None if the level is gone)."""
+
+    kind: str  # "order" or "stock"
+    id: int
+    target_id: int | None
+    place: str  # "#12 SKU-1" or "SKU-1@WH-1"
+    change: str  # the event type or movement
+    delta: int
+    actor: str
+    source: str
+    occurred_at: datetime
+
+
+def ledger_changes_latest(*, limit: int = 10) -> list[LedgerChange]:
+    """The latest `limit` rows of both ledgers together, newest first: two queries, each
+    the last `limit` rows of one ledger by id (its primary key)."""
+    level = StockLevel.objects.filter(
+        product_id=OuterRef("product_id"), location_id=OuterRef("location_id")
+    ).values("pk")[:1]
+    order_rows = OrderLedgerEntry.objects.order_by("-id").values_list(
+        "id", "order_id", "sku", "event_type", "delta", "actor", "source", "occurred_at"
+    )[:limit]
+    stock_rows = (
+        StockLedgerEntry.objects.order_by("-id")
+        .annotate(level_id=Subquery(level))
+        .values_list(
+            "id",
+            "level_id",
+            "sku",
+            "location_code",
+            "movement",
+            "delta_on_hand",
+            "actor",
+            "source",
+            "occurred_at",
+        )[:limit]
+    )
+    changes = [
+        LedgerChange("order", pk, order_id, f"#{order_id} {sku}", event, delta, *rest)
+        for pk, order_id, sku, event, delta, *rest in order_rows
+    ] + [
+        LedgerChange("stock", pk, level_id, f"{sku}@{code}", movement, delta, *rest)
+        for pk, level_id, sku, code, movement, delta, *rest in stock_rows
+    ]
+    changes.sort(key=lambda change: (change.occurred_at, change.kind, change.id), reverse=True)
+    return changes[:limit]

@@ -25,7 +25,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 
 INSTALLED_APPS = [
     # django.contrib.admin with the project's admin site (grouped index, dashboard).
-    "history.admin_site.OrderTrackAdminConfig",
+    "orders.admin_site.OrderTrackAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -5,11 +5,11 @@ import pytest
 from django.contrib.admin.sites import site
 from django.urls import reverse
 
-from history.admin import OutboxEventAdmin, catching_up
+from history.admin import OutboxEventAdmin
 from history.admin_cells import badge, order_total_cell
 from history.models import OrderSnapshot, OutboxEvent
 from history.selectors import OutboxStatus
-from inventory.admin import StockLevelAdmin
+from inventory.admin import StockLevelAdmin, catching_up
 from inventory.models import StockLevel
 from orders.services import order_set_quantities
 

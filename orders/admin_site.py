@@ -5,14 +5,14 @@ Installed as the default site (`OrderTrackAdminConfig` in INSTALLED_APPS, in pla
 django.contrib.admin), so `admin.site` and every `@admin.register` use it unchanged. This
 module is imported while the apps load: no model imports at the top.
 
-The dashboard (history.dashboard) on the bench database (ordertrack_bench_http: 70,000
+The dashboard (orders.dashboard) on the bench database (ordertrack_bench_http: 70,000
 order ledger rows, all within the last 30 days; 50,000 outbox events), 2026-11-28: GET
 /admin/ by a staff user through the test client, median of 20 after one warm-up, 45 ms
 (42-53 ms), 17 queries. Of that, the adjustments chart's query is 25 ms (it counts the 30
 days' ledger rows: see history.selectors.adjustments_per_day), the other figures 8 ms,
 and the admin page itself (session, permissions, templates) the rest. Measured with:
 BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/ordertrack_bench_http \
-    DJANGO_SETTINGS_MODULE=config.settings.bench .venv/bin/python -m history.admin_site
+    DJANGO_SETTINGS_MODULE=config.settings.bench .venv/bin/python -m orders.admin_site
 """
 
 from django.contrib import admin
@@ -101,8 +101,8 @@ class OrderTrackAdminSite(admin.AdminSite):
 
     def index(self, request, extra_context=None) -> TemplateResponse:
         from config.roles import Role, user_has_role
-        from history.dashboard import dashboard_get
         from history.models import OutboxEvent
+        from orders.dashboard import dashboard_get
 
         extra_context = dict(extra_context or {})
         if user_has_role(request.user, frozenset({Role.STAFF, Role.AUDITOR})):
@@ -113,7 +113,7 @@ class OrderTrackAdminSite(admin.AdminSite):
 
 
 class OrderTrackAdminConfig(AdminConfig):
-    default_site = "history.admin_site.OrderTrackAdminSite"
+    default_site = "orders.admin_site.OrderTrackAdminSite"
 
 
 if __name__ == "__main__":  # the measurement in the docstring

@@ -1,4 +1,4 @@
-"""The admin index (history.admin_site): the dashboard for staff and auditors, every figure
+"""The admin index (orders.admin_site): the dashboard for staff and auditors, every figure
 linking to a list that opens, a query count that does not grow with the data, the models
 grouped the way staff work, and "View site" leading to the API docs."""
 
@@ -14,9 +14,9 @@ from history.audit import Audit
 from history.models import OrderLedgerEntry, OutboxEvent, Source
 from history.projector import projections_run
 from history.seals import ledger_seal
-from history.selectors import adjustments_per_day, ledger_changes_latest
+from history.selectors import adjustments_per_day
 from inventory.models import StockLevel
-from inventory.selectors import stock_low_summary
+from inventory.selectors import ledger_changes_latest, stock_low_summary
 from inventory.services import location_create, stock_receive, stock_set_thresholds
 from orders.services import order_create, order_set_quantities
 from tests.factories import ProductFactory, UserFactory

@@ -1,4 +1,4 @@
-"""The admin index's dashboard (history.admin_site): every figure read by one selector, and
+"""The admin index's dashboard (orders.admin_site): every figure read by one selector, and
 the links to the filtered admin lists behind them. Nothing here queries by itself."""
 
 from dataclasses import dataclass
@@ -12,15 +12,13 @@ from history.models import LedgerSeal, Source
 from history.projector import Lag
 from history.selectors import (
     DailyAdjustments,
-    LedgerChange,
     OutboxStatus,
     adjustments_per_day,
-    ledger_changes_latest,
     ledger_seal_latest,
     outbox_backlog,
     projection_lag_list,
 )
-from inventory.selectors import LowStock, stock_low_summary
+from inventory.selectors import LedgerChange, LowStock, ledger_changes_latest, stock_low_summary
 
 CHART_DAYS = 30
 WIDTH, HEIGHT = 640, 170
