@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
-from bench.seed import DATA_TABLES
+from bench.seed import CATALOGUE_SQL, DATA_TABLES, TRACKED, UNTRACKED
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -52,24 +52,13 @@ REDIS_DB = 11
 CACHE_PREFIX = "ordertrack-bench-audit"
 
 ORDERS = 10_000  # ids 1..ORDERS, one line each on an untracked product
-UNTRACKED = 50
-TRACKED = 10  # stock levels at BENCH-WH, filled by stock_receive (real stock ledger rows)
 AS_OF_ENTRIES = 10_000
 BULK = 1_000
 FIXED_HASH = bytes(range(32))
 
 
 SEED_SQL = [
-    f"""INSERT INTO inventory_product (
-           sku, name, track_inventory, allow_backorder, created_at, version)
-        SELECT 'BENCH-U-' || lpad(p::text, 3, '0'), 'Bench untracked ' || p, false, false, now(), 1
-        FROM generate_series(0, {UNTRACKED - 1}) AS p ORDER BY p""",
-    f"""INSERT INTO inventory_product (
-           sku, name, track_inventory, allow_backorder, created_at, version)
-        SELECT 'BENCH-T-' || lpad(p::text, 2, '0'), 'Bench tracked ' || p, true, false, now(), 1
-        FROM generate_series(0, {TRACKED - 1}) AS p ORDER BY p""",
-    """INSERT INTO inventory_location (code, name, type, address, active, priority, created_at)
-       VALUES ('BENCH-WH', 'Bench warehouse', 'warehouse', '', true, 100, now())""",
+    *CATALOGUE_SQL,
     """INSERT INTO inventory_stocklevel (product_id, location_id, on_hand, reserved, in_transit,
                                          backorder, reorder_point, safety_stock, is_low,
                                          version, updated_at)

@@ -191,8 +191,9 @@ def _set_heads(heads: dict) -> None:
     )
 
 
-SEED_SQL = [
-    # Products: ids 1..50 untracked, 51..60 tracked (RESTART IDENTITY makes this exact).
+# Products (ids 1..50 untracked, 51..60 tracked: RESTART IDENTITY makes this exact) and the
+# one warehouse; make bench-audit seeds the same catalogue.
+CATALOGUE_SQL = [
     f"""INSERT INTO inventory_product (
            sku, name, track_inventory, allow_backorder, created_at, version)
         SELECT 'BENCH-U-' || lpad(p::text, 3, '0'), 'Bench untracked ' || p, false, false, now(), 1
@@ -203,6 +204,10 @@ SEED_SQL = [
         FROM generate_series(0, {TRACKED - 1}) AS p ORDER BY p""",
     """INSERT INTO inventory_location (code, name, type, address, active, priority, created_at)
        VALUES ('BENCH-WH', 'Bench warehouse', 'warehouse', '', true, 100, now())""",
+]
+
+SEED_SQL = [
+    *CATALOGUE_SQL,
     """INSERT INTO inventory_stocklevel (product_id, location_id, on_hand, reserved, in_transit,
                                          backorder, reorder_point, safety_stock, is_low,
                                          version, updated_at)
