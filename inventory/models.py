@@ -200,6 +200,11 @@ class ReservationAllocation(models.Model):
     def __str__(self) -> str:
         return f"{self.quantity} at {self.location_id}"
 
+    def shortfall(self, *, available: int) -> int:
+        """The backordered units that `available` (the level's on hand less reserved) does
+        not cover: confirming the reservation (fulfilling its order) needs none."""
+        return max(self.backordered - available, 0)
+
 
 class TransferStatus(models.TextChoices):
     IN_TRANSIT = "in_transit", "In transit"

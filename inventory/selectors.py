@@ -97,14 +97,19 @@ def reservation_list() -> QuerySet[Reservation]:
 def order_reservation_list(*, order_id: int) -> QuerySet[Reservation]:
     """The order's reservations (every status), newest first, each with its allocations in
     the order they were reserved from. Each allocation carries `stock_level_id`, the stock
-    level its units are held at, and `reserved`, the part of it that was on hand (the rest
-    is `backordered`). Two queries, whatever the number of lines."""
+    level its units are held at, `reserved`, the part of it that was on hand (the rest is
+    `backordered`), and `level_available`, that level's on hand less reserved now. Two
+    queries, whatever the number of lines."""
     level = StockLevel.objects.filter(
         product_id=OuterRef("reservation__product_id"), location_id=OuterRef("location_id")
-    ).values("pk")[:1]
+    )
     allocations = (
         ReservationAllocation.objects.select_related("location")
-        .annotate(stock_level_id=Subquery(level), reserved=F("quantity") - F("backordered"))
+        .annotate(
+            stock_level_id=Subquery(level.values("pk")[:1]),
+            level_available=Subquery(level.values("available")[:1]),
+            reserved=F("quantity") - F("backordered"),
+        )
         .order_by("location__priority", "location__code")
     )
     return (

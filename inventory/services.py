@@ -978,15 +978,14 @@ def _consume(reservation: Reservation, audit: Audit, now: datetime) -> None:
     moves = _Moves()
     for allocation in allocations:
         level = levels[allocation.location_id]
-        if allocation.backordered:
-            available = level.on_hand - level.reserved
-            if allocation.backordered > available:
-                raise InsufficientStock(
-                    sku=reservation.product.sku,
-                    requested=allocation.backordered,
-                    available=available,
-                    location=allocation.location.code,
-                )
+        available = level.on_hand - level.reserved
+        if allocation.shortfall(available=available):
+            raise InsufficientStock(
+                sku=reservation.product.sku,
+                requested=allocation.backordered,
+                available=available,
+                location=allocation.location.code,
+            )
         moves.add(
             level,
             M.CONSUME,

@@ -16,6 +16,7 @@ from history.audit import admin_audit, reason_code_check
 from history.forms import ReasonCodeChoiceField
 from history.selectors import ledger_rows_audited, order_timeline
 from history.timeline import chain_panel
+from inventory.models import ReservationStatus
 from inventory.selectors import order_reservation_list
 from orders import services
 from orders.forms import (
@@ -281,16 +282,40 @@ class OrderAdmin(BadgesMedia, DomainErrorsShown, admin.ModelAdmin):
         """The order's lines with the reservations they hold (and where), the link to the
         stock movements the order caused, and the Cancel/Fulfil form for an open order."""
         reservations: dict[int, list] = {}
+        fulfil_blockers = []
         for reservation in order_reservation_list(order_id=order.pk):
             reservations.setdefault(reservation.product_id, []).append(reservation)
+            if reservation.status != ReservationStatus.ACTIVE:
+                continue
+            for allocation in reservation.allocations.all():
+                short = allocation.shortfall(available=allocation.level_available or 0)
+                if short:
+                    place = f"{reservation.product.sku}@{allocation.location.code}"
+                    fulfil_blockers.append(f"{place} is {short} short of its backorder")
         lines = order.lines.select_related("product").order_by("id")
         movements = reverse("admin:history_stockledgerentry_changelist")
         closable = order.status == OrderStatus.OPEN and self.has_change_permission(request, order)
+        # What was typed into a refused Cancel/Fulfil form (close_view), shown again.
+        typed = request.session.pop(self._close_session_key(order), None)
         return {
             "line_stock": [(line, reservations.get(line.product_id, [])) for line in lines],
             "stock_movements_url": f"{movements}?reference_type=order&reference_id={order.pk}",
-            "close_form": OrderCloseForm(order=order) if closable else None,
+            "close_form": OrderCloseForm(order=order, initial=typed) if closable else None,
+            "fulfil_blockers": fulfil_blockers,
         }
+
+    @staticmethod
+    def _close_session_key(order: Order) -> str:
+        return f"orders.close_form.{order.pk}"
+
+    def _close_refused(self, request: HttpRequest, order: Order, form: OrderCloseForm, url: str):
+        """Back to the order page, with the reason and code as typed (not the version: the
+        page shows the order as it is now)."""
+        request.session[self._close_session_key(order)] = {
+            "reason": form.data.get(form.add_prefix("reason"), ""),
+            "reason_code": form.data.get(form.add_prefix("reason_code"), ""),
+        }
+        return HttpResponseRedirect(url)
 
     def close_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The change page's Cancel and Fulfil buttons: one call to `order_cancel` or
@@ -307,7 +332,7 @@ class OrderAdmin(BadgesMedia, DomainErrorsShown, admin.ModelAdmin):
         if not form.is_valid():
             errors = "; ".join(str(error) for errors in form.errors.values() for error in errors)
             self.message_user(request, f"Nothing was changed: {errors}", messages.ERROR)
-            return HttpResponseRedirect(change_url)
+            return self._close_refused(request, order, form, change_url)
         cancel = form.cleaned_data["action"] == OrderCloseForm.CANCEL
         service = services.order_cancel if cancel else services.order_fulfil
         audit = admin_audit(
@@ -323,7 +348,7 @@ class OrderAdmin(BadgesMedia, DomainErrorsShown, admin.ModelAdmin):
             )
         except DomainError as exc:
             self.message_user(request, self.domain_error_message(exc), messages.ERROR)
-            return HttpResponseRedirect(change_url)
+            return self._close_refused(request, order, form, change_url)
         done = "Cancelled" if cancel else "Fulfilled"
         self.log_change(request, closed, [{"changed": {"fields": ["status"]}}])
         self.message_user(

@@ -276,3 +276,47 @@ def test_closed_order_has_no_close_buttons(staff_client, tracked_order, audit):
     # then
     assert 'id="order-close"' not in page
     assert "Cancelled" in page
+
+
+def test_fulfil_is_disabled_while_a_backorder_is_not_in_stock(staff_client, tracked_order, audit):
+    # given: 10 of TRK-1 at WH-A are backordered and nothing there is available
+    order = tracked_order
+
+    # when
+    blocked = staff_client.get(change_url(order))
+    stock_receive(sku="TRK-1", location="WH-A", quantity=10, audit=audit)
+    ready = staff_client.get(change_url(order))
+
+    # then
+    assert blocked.context["fulfil_blockers"] == ["TRK-1@WH-A is 10 short of its backorder"]
+    page = blocked.content.decode()
+    assert 'value="fulfil" disabled' in page
+    assert 'value="cancel">' in page
+    assert "Fulfil waits for stock: TRK-1@WH-A is 10 short of its backorder." in page
+    assert ready.context["fulfil_blockers"] == []
+    assert 'value="fulfil">' in ready.content.decode()
+    response = staff_client.post(close_url(order), close_data(order, close="fulfil"))
+    order.refresh_from_db()
+    assert order.status == OrderStatus.FULFILLED, messages_of(response)
+
+
+def test_a_refused_close_keeps_the_reason_as_typed_once(staff_client, tracked_order, audit):
+    # given: the page was rendered at version 1, then someone changed the order
+    order = tracked_order
+    services.order_set_quantities(
+        order_id=order.pk, quantities={"TRK-1": 45}, expected_version=1, audit=audit
+    )
+    data = {**close_data(order, close="cancel", version=1), "close-reason": "Customer phoned"}
+
+    # when
+    staff_client.post(close_url(order), data)
+    again = staff_client.get(change_url(order))
+    later = staff_client.get(change_url(order))
+
+    # then: the form shows the typed reason and code, and the version as it is now
+    form = again.context["close_form"]
+    assert form["reason"].value() == "Customer phoned"
+    assert form["reason_code"].value() == "customer_request"
+    assert form["expected_version"].value() == 2
+    assert "Customer phoned</textarea>" in again.content.decode()
+    assert later.context["close_form"]["reason"].value() is None

@@ -1,5 +1,6 @@
 """The order admin in a real browser: staff edit an order, a stale form is refused, an
-auditor reads the timeline and its CSV but cannot change anything."""
+auditor reads the timeline and its CSV but cannot change anything; cancel and fulfil from the
+order page."""
 
 import re
 
@@ -150,3 +151,41 @@ def test_staff_cancel_an_order_from_its_page_and_its_stock_is_released(
     assert not StockLevel.objects.filter(reserved__gt=0).exists()
     page.get_by_role("link", name="Timeline", exact=True).click()
     expect(page.locator("#timeline")).to_contain_text("Customer withdrew the order")
+
+
+def test_staff_fulfil_an_order_from_its_page_once_its_backorder_is_in_stock(
+    page, admin_login, browser_user, make_order, audit, screenshot
+):
+    # given: an order of 12, 10 on hand and 2 backordered
+    from inventory.models import StockLevel
+    from inventory.services import location_create, stock_receive
+    from orders.models import OrderStatus
+    from tests.factories import ProductFactory
+
+    ProductFactory(sku="FUL-1", track_inventory=True, allow_backorder=True)
+    location_create(code="WH-A", name="First", priority=1)
+    stock_receive(sku="FUL-1", location="WH-A", quantity=10, audit=audit)
+    order = make_order(lines={"FUL-1": 12})
+    admin_login(page, browser_user("order_staff"))
+    page.goto(change_path(order))
+    fulfil = page.get_by_role("button", name="Fulfil order")
+    expect(fulfil).to_be_disabled()
+    expect(page.locator("#order-fulfil-blocked")).to_contain_text("FUL-1@WH-A is 2 short")
+    screenshot(page, "blocked")
+
+    # when: the missing units arrive and staff fulfil the order
+    stock_receive(sku="FUL-1", location="WH-A", quantity=5, audit=audit)
+    page.reload()
+    page.locator('select[name="close-reason_code"]').select_option("customer_request")
+    page.locator('textarea[name="close-reason"]').fill("Shipped to the customer")
+    page.get_by_role("button", name="Fulfil order").click()
+
+    # then
+    expect(page.locator(".messagelist .success")).to_contain_text("Fulfilled order")
+    screenshot(page)
+    order.refresh_from_db()
+    assert (order.status, order.version) == (OrderStatus.FULFILLED, 2)
+    row = OrderLedgerEntry.objects.get(order_id=order.pk, version=2)
+    assert (row.event_type, row.reason) == ("order.fulfilled", "Shipped to the customer")
+    level = StockLevel.objects.get(product__sku="FUL-1", location__code="WH-A")
+    assert (level.on_hand, level.reserved, level.backorder) == (3, 0, 0)
