@@ -36,14 +36,17 @@ def rates(settings):
     return set_rates
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def clock(monkeypatch):
-    """clock(seconds): the throttle's clock that far from now."""
+    """The throttle's clock stands still at the start of a minute, so that a test's requests
+    all fall in one window however slowly they run (a real clock may cross a window's end
+    between two of them). clock(seconds) moves it that far on."""
+    start = (time.time() // 3600 + 1) * 3600
 
     def move(seconds: float) -> None:
-        later = time.time() + seconds
-        monkeypatch.setattr(throttling, "_clock", lambda: later)
+        monkeypatch.setattr(throttling, "_clock", lambda: start + seconds)
 
+    move(0)
     return move
 
 
