@@ -6,6 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from django.utils.safestring import SafeString
+
+from history.admin_cells import badge
+from history.models import StockMovementType as Movement
+
 WIDTH = 480
 HEIGHT = 140
 PAD_LEFT = 56
@@ -15,10 +20,27 @@ PAD_BOTTOM = 10
 # Beyond this many changes the markers would only blur the lines; the table has them all.
 MAX_MARKERS = 200
 
+# A movement's badge in the table: a short label (the full one is its title) and a tone
+# (history/static/history/badges.css): stock arriving, leaving, held for orders, corrected.
+MOVEMENT_BADGES: dict[str, tuple[str, str]] = {
+    Movement.RECEIVE: ("receive", "good"),
+    Movement.TRANSFER_IN: ("transfer in", "good"),
+    Movement.ISSUE: ("issue", "info"),
+    Movement.CONSUME: ("consume", "info"),
+    Movement.TRANSFER_OUT: ("transfer out", "info"),
+    Movement.TRANSFER_INCOMING: ("in transit", "quiet"),
+    Movement.RESERVE: ("reserve", "hold"),
+    Movement.RELEASE: ("release", "hold"),
+    Movement.ADJUST: ("adjust", "warn"),
+    Movement.COUNT: ("count", "warn"),
+    Movement.TRANSFER_CANCEL: ("cancelled", "bad"),
+}
+
 
 class StockLedgerRow(Protocol):
     version: int
     occurred_at: datetime
+    movement: str
     delta_on_hand: int
     delta_reserved: int
     delta_in_transit: int
@@ -53,6 +75,24 @@ class TimelineRow:
     @property
     def deltas(self) -> tuple[Delta, Delta, Delta, Delta]:
         return (self.on_hand, self.reserved, self.in_transit, self.backorder)
+
+    @property
+    def movement_badge(self) -> SafeString:
+        label, tone = MOVEMENT_BADGES[self.entry.movement]
+        return badge(label, tone=tone, title=Movement(self.entry.movement).label)
+
+    @property
+    def side_deltas(self) -> list[tuple[str, Delta, int]]:
+        """In transit and backorder change only on transfers and backordered reservations,
+        so the table shows them (name, delta, after) under the movement only then."""
+        return [
+            (name, delta, after)
+            for name, delta, after in (
+                ("in transit", self.in_transit, self.entry.in_transit_after),
+                ("backorder", self.backorder, self.entry.backorder_after),
+            )
+            if delta.value
+        ]
 
 
 def timeline_rows(entries: Iterable[StockLedgerRow]) -> list[TimelineRow]:

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from history.audit import Audit
-from history.models import OutboxEvent, Source, StockLedgerEntry
+from history.models import OutboxEvent, Source, StockLedgerEntry, StockMovementType
 from inventory.models import (
     Location,
     Product,
@@ -25,7 +25,7 @@ from inventory.services import (
     stock_receive,
     transfer_create,
 )
-from inventory.timeline import stock_chart, timeline_rows
+from inventory.timeline import MOVEMENT_BADGES, stock_chart, timeline_rows
 from orders.models import Order, OrderStatus
 from orders.services import order_cancel, order_create
 from tests.factories import ProductFactory, UserFactory
@@ -653,7 +653,14 @@ def test_timeline_lists_every_movement_oldest_first_with_a_chart(
     assert 'class="number delta-minus">-3<' in content
     assert reverse("admin:inventory_reservation_change", args=[reservation.pk]) in content
     assert reverse("admin:inventory_transfer_change", args=[transfer.pk]) in content
-    assert "Transfer out (shipped)" in content
+    assert (
+        '<span class="status-badge status-info" title="Transfer out (shipped)">transfer out</span>'
+    ) in content
+    # the row's every field is one link away; the time is short, the whole in its title
+    last = rows[-1].entry
+    assert reverse("admin:history_stockledgerentry_change", args=[last.pk]) in content
+    when = last.occurred_at
+    assert f'title="{when:%Y-%m-%d %H:%M:%S} UTC">{when:%Y-%m-%d %H:%M}</span>' in content
 
 
 def test_timeline_of_a_level_without_movements_says_so(staff_client, tracked, main):
@@ -712,6 +719,60 @@ def test_stock_chart_draws_on_hand_and_reserved_as_steps_on_one_scale():
     assert (on_hand.current, reserved.current) == (10, 5)
     assert stock_chart([]) is None
     assert [str(r.on_hand) for r in timeline_rows(rows)] == ["0", "0"]
+
+
+def test_every_movement_has_a_short_coloured_badge_with_its_full_name_in_the_title():
+    # given
+    rows = [
+        SimpleNamespace(
+            movement=movement,
+            delta_on_hand=0,
+            delta_reserved=0,
+            delta_in_transit=0,
+            delta_backorder=0,
+            on_hand_after=0,
+            reserved_after=0,
+        )
+        for movement in StockMovementType
+    ]
+
+    # when
+    badges = [row.movement_badge for row in timeline_rows(rows)]
+
+    # then
+    assert set(MOVEMENT_BADGES) == set(StockMovementType)
+    for movement, html in zip(StockMovementType, badges, strict=True):
+        label, tone = MOVEMENT_BADGES[movement]
+        assert html == (
+            f'<span class="status-badge status-{tone}" title="{movement.label}">{label}</span>'
+        )
+
+
+def test_in_transit_and_backorder_are_shown_under_the_movement_only_when_they_change():
+    # given
+    def row(in_transit: int, backorder: int) -> SimpleNamespace:
+        return SimpleNamespace(
+            delta_on_hand=0,
+            delta_reserved=0,
+            delta_in_transit=in_transit,
+            delta_backorder=backorder,
+            on_hand_after=5,
+            reserved_after=0,
+            in_transit_after=8,
+            backorder_after=3,
+        )
+
+    # when
+    quiet, shipped, backordered = timeline_rows([row(0, 0), row(8, 0), row(0, -2)])
+
+    # then
+    assert quiet.side_deltas == []
+    assert [(name, str(delta), after) for name, delta, after in shipped.side_deltas] == [
+        ("in transit", "+8", 8)
+    ]
+    assert [(name, str(delta), after) for name, delta, after in backordered.side_deltas] == [
+        ("backorder", "-2", 3)
+    ]
 
 
 # --- Reservations -----------------------------------------------------------------------

@@ -512,6 +512,10 @@ def test_timeline_shows_every_ledger_row_and_a_chart(
     assert '<span class="delta-plus">+20</span>' in content
     assert '<span class="delta-minus">-6</span>' in content
     assert "100 → 120" in content
+    assert content.count('<span class="status-badge status-info">Created</span>') == 2
+    assert content.count('<span class="status-badge status-warn">Quantity adjusted</span>') == 2
+    for entry in response.context["entries"]:
+        assert reverse("admin:history_orderledgerentry_change", args=[entry.pk]) in content
     csv_url = reverse("order-history", kwargs={"order_id": order.pk}) + "?format=csv"
     assert f'href="{csv_url}"' in content
 
