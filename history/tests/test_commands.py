@@ -166,7 +166,6 @@ def test_relay_outbox_stops_cleanly_on_sigterm(audit):
     import signal
     import subprocess
     import sys
-    import time
 
     from django.conf import settings as django_settings
 
@@ -180,10 +179,11 @@ def test_relay_outbox_stops_cleanly_on_sigterm(audit):
         [sys.executable, "manage.py", "relay_outbox", "--interval", "0.05"],
         cwd=django_settings.BASE_DIR,
         env=env,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3)
+    assert child.stdout.readline().startswith("Relaying the outbox")  # its signal handlers are set
 
     # when
     child.send_signal(signal.SIGTERM)

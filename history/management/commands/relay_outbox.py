@@ -29,6 +29,9 @@ class Command(BaseCommand):
             signum: signal.signal(signum, lambda *_: stopping.set())
             for signum in (signal.SIGINT, signal.SIGTERM)
         }
+        if not once:
+            self.stdout.write("Relaying the outbox; Ctrl-C or SIGTERM stops after the batch.")
+            self.stdout.flush()
         try:
             while not stopping.is_set():
                 result = outbox_relay(
