@@ -180,12 +180,16 @@ def test_seed_demo_records_the_documented_adjustments():
     changes = list(
         OrderLedgerEntry.objects.filter(order=first, event_type="order.quantity_adjusted")
         .order_by("version")
-        .values_list("sku", "quantity_before", "quantity_after", "delta", "actor", "source")
+        .values_list(
+            "sku", "quantity_before", "quantity_after", "delta", "actor", "source", "reason_code"
+        )
     )
     assert changes == [
-        ("WIDGET-100", 100, 120, 20, "demo", "system"),
-        ("GADGET-200", 40, 35, -5, "demo", "system"),
+        ("WIDGET-100", 100, 120, 20, "clerk.jo", "admin", "customer_request"),
+        ("GADGET-200", 40, 35, -5, "clerk.jo", "admin", "damaged"),
     ]
+    cancelled = OrderLedgerEntry.objects.filter(event_type="order.cancelled").first()
+    assert (cancelled.actor, cancelled.source) == ("webshop-sync", "api")
     assert Order.objects.get(reference="DEMO-1002").status == OrderStatus.CANCELLED
     assert Order.objects.get(reference="DEMO-1007").status == OrderStatus.FULFILLED
 

@@ -73,37 +73,42 @@ THRESHOLDS = [
     ("CRATE-EU", "WH-MAIN", 25, 10),
 ]
 # (reference, customer name or None, initial lines, follow-up commands); ORDER_DAYS gives
-# the days ago of the creation and of each follow-up, oldest first.
+# the days ago of the creation and of each follow-up, oldest first. A follow-up is (kind,
+# quantities, reason, reason code, door): a clerk in the admin or the web shop's integration
+# (the API), which also creates the orders.
+API, ADMIN = Source.API, Source.ADMIN
+ACTORS = {ADMIN: "clerk.jo", API: "webshop-sync"}
+REQUEST = "customer_request"
 ORDERS = [
     (
         "DEMO-1001",
         "Acme Retail",
         {"WIDGET-100": 100, "GADGET-200": 40},
         [
-            ("set", {"WIDGET-100": 120}, "Customer raised the quantity by phone"),
-            ("adjust", {"GADGET-200": -5}, "Five units damaged in the warehouse"),
+            ("set", {"WIDGET-100": 120}, "Customer raised the quantity by phone", REQUEST, ADMIN),
+            ("adjust", {"GADGET-200": -5}, "Five units damaged in the warehouse", "damaged", ADMIN),
         ],
     ),
     (
         "DEMO-1002",
         "Acme Retail",
         {"BOLT-M8": 500, "NUT-M8": 500},
-        [("cancel", None, "Customer ordered from another supplier")],
+        [("cancel", None, "Customer ordered from another supplier", REQUEST, API)],
     ),
     ("DEMO-1003", "Globex Wholesale", {"CABLE-USB-C": 250}, []),
     (
         "DEMO-1004",
         "Globex Wholesale",
         {"CRATE-EU": 12},
-        [("set", {"WIDGET-100": 30}, "Widgets added to the same delivery")],
+        [("set", {"WIDGET-100": 30}, "Widgets added to the same delivery", REQUEST, API)],
     ),
     (
         "DEMO-1005",
         "Initech Supplies",
         {"BOLT-M8": 2000, "NUT-M8": 2000},
         [
-            ("adjust", {"BOLT-M8": -200}, "Short shipment from the supplier"),
-            ("set", {"NUT-M8": 1800}, "Match the number of bolts"),
+            ("adjust", {"BOLT-M8": -200}, "Short shipment", "supplier_shortage", ADMIN),
+            ("set", {"NUT-M8": 1800}, "Match the number of bolts", "correction", ADMIN),
         ],
     ),
     ("DEMO-1006", "Initech Supplies", {"GADGET-200": 75}, []),
@@ -111,13 +116,13 @@ ORDERS = [
         "DEMO-1007",
         None,
         {"WIDGET-100": 10, "CABLE-USB-C": 10},
-        [("fulfil", None, "Picked up at the counter")],
+        [("fulfil", None, "Picked up at the counter", REQUEST, API)],
     ),
     (
         "DEMO-1008",
         "Acme Retail",
         {"CRATE-EU": 4},
-        [("adjust", {"CRATE-EU": 2}, "Two more crates for the second truck")],
+        [("adjust", {"CRATE-EU": 2}, "Two more crates for the second truck", REQUEST, ADMIN)],
     ),
 ]
 
@@ -345,23 +350,24 @@ class Command(BaseCommand):
             customer_id=customer.pk if customer else None,
             reference=reference,
             lines=lines,
-            audit=_audit("Demo order"),
+            audit=Audit(
+                actor=ACTORS[API], source=API, reason="Order from the web shop", reason_code=REQUEST
+            ),
         )
         self.orders[reference] = order.pk
 
     def _order_do(self, reference: str, command: tuple) -> None:
-        kind, quantities, reason = command
+        kind, quantities, reason, code, door = command
+        audit = Audit(actor=ACTORS[door], source=door, reason=reason, reason_code=code)
         order_id = self.orders[reference]
         if kind == "set":
-            services.order_set_quantities(
-                order_id=order_id, quantities=quantities, audit=_audit(reason)
-            )
+            services.order_set_quantities(order_id=order_id, quantities=quantities, audit=audit)
         elif kind == "adjust":
-            services.order_adjust(order_id=order_id, deltas=quantities, audit=_audit(reason))
+            services.order_adjust(order_id=order_id, deltas=quantities, audit=audit)
         elif kind == "fulfil":
-            services.order_fulfil(order_id=order_id, audit=_audit(reason))
+            services.order_fulfil(order_id=order_id, audit=audit)
         else:
-            services.order_cancel(order_id=order_id, audit=_audit(reason))
+            services.order_cancel(order_id=order_id, audit=audit)
 
     # --- The store's daily life ----------------------------------------------------------
 
