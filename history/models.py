@@ -362,6 +362,33 @@ class SkuDailyAdjustments(models.Model):
         return f"{self.sku} {self.day}: {self.adjustment_count}"
 
 
+class LedgerKind(models.TextChoices):
+    ORDER = "order", "Order ledger"
+    STOCK = "stock", "Stock ledger"
+
+
+class DailyChangeCounts(models.Model):
+    """Per day, ledger and source: how many ledger rows (order changes, stock movements).
+    The day is the row's occurred_at in settings.TIME_ZONE when it was folded: after
+    changing TIME_ZONE, rebuild the projections. Folded by the projector, one projection
+    per ledger (daily_changes_order, daily_changes_stock); the dashboard's chart reads it."""
+
+    day = models.DateField()
+    ledger = models.CharField(max_length=8, choices=LedgerKind)
+    source = models.CharField(max_length=16, choices=Source)
+    rows = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "daily change counts"
+        verbose_name_plural = "daily change counts"
+        constraints = [
+            models.UniqueConstraint(fields=["day", "ledger", "source"], name="daily_changes_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.ledger} {self.source}: {self.rows}"
+
+
 class ConsumedEvent(models.Model):
     """Consumers record each event id they handled, in the same transaction as its effect,
     which makes at-least-once delivery effectively-once. Records older than

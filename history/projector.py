@@ -1,4 +1,4 @@
-"""The projector folds the order ledger into the snapshot tables (the read side).
+"""The projector folds the ledgers into the snapshot tables (the read side).
 
 Each projection keeps its own checkpoint and is updated in the same transaction as it, so
 a run applies every ledger row exactly once. Ledger ids are not a safe checkpoint on
@@ -12,18 +12,21 @@ The folds are commutative and guarded per line by version, so applying an order'
 any order gives the same snapshot.
 """
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import BooleanField, Min
+from django.db.models import BooleanField, Min, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from history import metrics
 from history.models import (
+    DailyChangeCounts,
+    LedgerKind,
     OrderEventType,
     OrderLedgerEntry,
     OrderSnapshot,
@@ -164,11 +167,35 @@ def _fold_stock_totals(rows: list[StockLedgerEntry]) -> None:
     )
 
 
+def _fold_daily_changes(rows: list, *, ledger: LedgerKind) -> None:
+    """Count one ledger's rows per (day in settings.TIME_ZONE, source)."""
+    tz = timezone.get_default_timezone()
+    counts = Counter((timezone.localtime(row.occurred_at, tz).date(), row.source) for row in rows)
+    days: dict[tuple, DailyChangeCounts] = {
+        (d.day, d.source): d
+        for d in DailyChangeCounts.objects.filter(ledger=ledger, day__in={day for day, _ in counts})
+    }
+    for (day, source), rows_counted in counts.items():
+        daily = days.setdefault(
+            (day, source), DailyChangeCounts(day=day, ledger=ledger, source=source)
+        )
+        daily.rows += rows_counted
+    DailyChangeCounts.objects.bulk_create(
+        [days[key] for key in counts],
+        update_conflicts=True,
+        unique_fields=["day", "ledger", "source"],
+        update_fields=["rows"],
+    )
+
+
 @dataclass(frozen=True)
 class Projection:
     ledger: type[models.Model]
     fold: Callable[[list], None]
     table: type[models.Model]
+    # The rows of `table` this projection folds, where projections share a table: what a
+    # rebuild empties (all of it by default).
+    owns: Q = field(default_factory=Q)
 
 
 PROJECTIONS: dict[str, Projection] = {
@@ -176,6 +203,19 @@ PROJECTIONS: dict[str, Projection] = {
     "sku_demand": Projection(OrderLedgerEntry, _fold_sku_demand, SkuDemand),
     "sku_daily": Projection(OrderLedgerEntry, _fold_sku_daily, SkuDailyAdjustments),
     "stock_totals": Projection(StockLedgerEntry, _fold_stock_totals, SkuStockTotals),
+    # One table, one projection (and checkpoint) per ledger.
+    "daily_changes_order": Projection(
+        OrderLedgerEntry,
+        partial(_fold_daily_changes, ledger=LedgerKind.ORDER),
+        DailyChangeCounts,
+        Q(ledger=LedgerKind.ORDER),
+    ),
+    "daily_changes_stock": Projection(
+        StockLedgerEntry,
+        partial(_fold_daily_changes, ledger=LedgerKind.STOCK),
+        DailyChangeCounts,
+        Q(ledger=LedgerKind.STOCK),
+    ),
 }
 
 
@@ -252,18 +292,18 @@ def projections_run(*, names: Iterable[str] | None = None) -> dict[str, int]:
 
 
 def projections_rebuild(*, names: Iterable[str] | None = None) -> dict[str, int]:
-    """Empty the snapshot tables and fold the whole ledger again, each projection in one
-    transaction, so readers see either the old or the rebuilt table."""
+    """Empty the snapshot tables (each projection its own rows of them) and fold the whole
+    ledger again, each projection in one transaction, so readers see either the old or the
+    rebuilt table."""
     applied = {}
     for name in names or PROJECTIONS:
+        projection = PROJECTIONS[name]
         with transaction.atomic():
             checkpoint = _checkpoint(name)
-            PROJECTIONS[name].table.objects.all().delete()
+            projection.table.objects.filter(projection.owns).delete()
             checkpoint.pg_snapshot = ProjectionCheckpoint._meta.get_field("pg_snapshot").default
             checkpoint.applied_rows = 0
-            applied[name] = _apply_pending(
-                checkpoint, PROJECTIONS[name], settings.PROJECTOR_BATCH_SIZE
-            )
+            applied[name] = _apply_pending(checkpoint, projection, settings.PROJECTOR_BATCH_SIZE)
     return applied
 
 

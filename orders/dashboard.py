@@ -2,16 +2,16 @@
 the links to the filtered admin lists behind them. Nothing here queries by itself."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.urls import reverse
 from django.utils import timezone
 
-from history.models import LedgerSeal, Source
+from history.models import LedgerKind, LedgerSeal, Source
 from history.projector import Lag
 from history.selectors import (
-    DailyAdjustments,
+    DailyChanges,
     OutboxStatus,
     adjustments_per_day,
     ledger_seal_latest,
@@ -21,9 +21,16 @@ from history.selectors import (
 from inventory.selectors import LedgerChange, LowStock, ledger_changes_latest, stock_low_summary
 
 CHART_DAYS = 30
-WIDTH, HEIGHT = 640, 170
-PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 40, 8, 10, 22
+# One panel of stacked bars per ledger, one above the other, sharing the days below them.
+WIDTH = 620
+PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 40, 8, 2, 18
+PANEL_TITLE, PANEL_PLOT, PANEL_GAP = 16, 76, 10
 SOURCE_CLASSES = {Source.ADMIN: "admin", Source.API: "api", Source.SYSTEM: "system"}
+# ledger: (panel title, the admin list of its rows)
+PANELS = {
+    LedgerKind.ORDER: ("Order changes", "history_orderledgerentry"),
+    LedgerKind.STOCK: ("Stock movements", "history_stockledgerentry"),
+}
 
 
 def _changelist(model: str, **params) -> str:
@@ -31,8 +38,19 @@ def _changelist(model: str, **params) -> str:
     return f"{url}?{urlencode(params)}" if params else url
 
 
+def _day_start(day: date) -> datetime:
+    """Midnight starting `day` in settings.TIME_ZONE, the zone of the projection's days."""
+    return datetime.combine(day, time.min, tzinfo=timezone.get_default_timezone())
+
+
 @dataclass(frozen=True, slots=True)
 class Bar:
+    """One segment of a day's stack: the rows of one ledger, day and source."""
+
+    ledger: str  # a LedgerKind value
+    day: date
+    source: str  # a Source value
+    rows: int
     x: float
     y: float
     height: float
@@ -42,19 +60,33 @@ class Bar:
 
 
 @dataclass(frozen=True, slots=True)
-class AdjustmentsChart:
-    days: list[DailyAdjustments]
-    bars: list[Bar]
+class Panel:
+    """One ledger's stacked bars, on a scale of its own (`peak` at `top`)."""
+
+    ledger: str  # a LedgerKind value
+    title: str
+    ledger_label: str
+    top: float
+    bottom: float
     peak: int
-    total: dict[str, int]
+    total: dict[str, int]  # source label -> rows over the days
+    bars: list[Bar]
+    url: str  # the ledger's rows since the first day
+
+    @property
+    def rows(self) -> int:
+        return sum(self.total.values())
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustmentsChart:
+    days: list[DailyChanges]
+    panels: list[Panel]
     width: int
     height: int
     left: float
     right: float
-    top: float
-    bottom: float
     bar_width: float
-    url: str
 
     @property
     def first_day(self):
@@ -64,51 +96,79 @@ class AdjustmentsChart:
     def last_day(self):
         return self.days[-1].day
 
+    @property
+    def bars(self) -> list[Bar]:
+        return [bar for panel in self.panels for bar in panel.bars]
 
-def adjustments_chart(days: list[DailyAdjustments]) -> AdjustmentsChart:
+    @property
+    def legend(self) -> list[tuple[str, str]]:
+        """(css class, label) of each source, bottom of the stack first."""
+        return [(SOURCE_CLASSES[source], source.label) for source in Source]
+
+
+def _panel(ledger: LedgerKind, days: list[DailyChanges], top: float, slot: float) -> Panel:
     """Stacked bars, one per day (admin, API, system from the bottom up), each segment a
-    link to the order ledger filtered on that day and source."""
-    left, right = float(PAD_LEFT), float(WIDTH - PAD_RIGHT)
-    top, bottom = float(PAD_TOP), float(HEIGHT - PAD_BOTTOM)
-    peak = max((day.total for day in days), default=0)
-    scale = (bottom - top) / (peak or 1)
-    slot = (right - left) / len(days)
-    bar_width = round(max(slot - 3, 1), 1)
+    link to the ledger's admin list filtered on that day and source."""
+    title, model = PANELS[ledger]
+    bottom = top + PANEL_PLOT
+    peak = max((day.total(ledger) for day in days), default=0)
+    scale = PANEL_PLOT / (peak or 1)
     bars = []
     for n, day in enumerate(days):
-        start = timezone.make_aware(datetime.combine(day.day, datetime.min.time()))
+        start = _day_start(day.day)
         span = {"occurred_at__gte": start, "occurred_at__lt": start + timedelta(days=1)}
         y = bottom
         for source in Source:
-            count = day.by_source[source.value]
+            count = day.by_ledger[ledger][source.value]
             if not count:
                 continue
             height = count * scale
             y -= height
             bars.append(
                 Bar(
-                    x=round(left + n * slot + 1.5, 1),
+                    ledger=ledger,
+                    day=day.day,
+                    source=source.value,
+                    rows=count,
+                    x=round(PAD_LEFT + n * slot + 1.5, 1),
                     y=round(y, 1),
                     height=round(height, 1),
                     css_class=SOURCE_CLASSES[source],
-                    title=f"{day.day:%Y-%m-%d} · {source.label}: {count:,}",
-                    url=_changelist("history_orderledgerentry", source__exact=source, **span),
+                    title=f"{day.day:%Y-%m-%d} · {title} · {source.label}: {count:,}",
+                    url=_changelist(model, source__exact=source, **span),
                 )
             )
-    first = timezone.make_aware(datetime.combine(days[0].day, datetime.min.time()))
-    return AdjustmentsChart(
-        days=days,
-        bars=bars,
-        peak=peak,
-        total={s.label: sum(day.by_source[s.value] for day in days) for s in Source},
-        width=WIDTH,
-        height=HEIGHT,
-        left=left,
-        right=right,
+    return Panel(
+        ledger=ledger,
+        title=title,
+        ledger_label=ledger.label.lower(),
         top=top,
         bottom=bottom,
-        bar_width=bar_width,
-        url=_changelist("history_orderledgerentry", occurred_at__gte=first),
+        peak=peak,
+        total={s.label: sum(day.by_ledger[ledger][s.value] for day in days) for s in Source},
+        bars=bars,
+        url=_changelist(model, occurred_at__gte=_day_start(days[0].day)),
+    )
+
+
+def adjustments_chart(days: list[DailyChanges]) -> AdjustmentsChart:
+    """A panel per ledger (order changes above stock movements), the days along the bottom."""
+    left, right = float(PAD_LEFT), float(WIDTH - PAD_RIGHT)
+    slot = (right - left) / len(days)
+    panels = []
+    top = float(PAD_TOP)
+    for ledger in PANELS:
+        top += PANEL_TITLE
+        panels.append(_panel(ledger, days, top, slot))
+        top += PANEL_PLOT + PANEL_GAP
+    return AdjustmentsChart(
+        days=days,
+        panels=panels,
+        width=WIDTH,
+        height=round(top - PANEL_GAP + PAD_BOTTOM),
+        left=left,
+        right=right,
+        bar_width=round(max(slot - 3, 1), 1),
     )
 
 

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from config.errors import DomainError
 from history.audit import Audit
-from history.models import OrderLedgerEntry, Source
-from history.selectors import order_as_of, order_replay, order_timeline
+from history.models import DailyChangeCounts, OrderLedgerEntry, Source
+from history.selectors import adjustments_per_day, order_as_of, order_replay, order_timeline
 from inventory.models import Product
 from orders.models import OrderLine
 from orders.services import order_adjust, order_cancel, order_create, order_set_quantities
@@ -113,3 +113,35 @@ def test_replay_reports_a_break_in_the_chain():
     # then
     assert state.quantities == {"X": 7}
     assert len(state.problems) == 2
+
+
+def test_adjustments_per_day_read_the_projection_by_ledger_and_source_in_one_query(
+    django_assert_num_queries,
+):
+    # given: counts as the projector leaves them, in the window and either side of it
+    today = timezone.localdate()
+    DailyChangeCounts.objects.bulk_create(
+        DailyChangeCounts(day=day, ledger=ledger, source=source, rows=rows)
+        for day, ledger, source, rows in [
+            (today, "order", "admin", 2),
+            (today, "order", "api", 1),
+            (today, "stock", "system", 5),
+            (today - timedelta(days=29), "stock", "api", 3),  # the first day shown
+            (today - timedelta(days=30), "order", "system", 7),  # a day too old
+            (today + timedelta(days=1), "stock", "admin", 4),  # not yet (a clock ahead)
+        ]
+    )
+
+    # when
+    with django_assert_num_queries(1):
+        days = adjustments_per_day(days=30)
+
+    # then: every day, ledger and source, 0 where nothing was counted
+    assert [day.day for day in days] == [today - timedelta(days=n) for n in range(29, -1, -1)]
+    assert days[-1].by_ledger == {
+        "order": {"admin": 2, "api": 1, "system": 0},
+        "stock": {"admin": 0, "api": 0, "system": 5},
+    }
+    assert (days[-1].total(), days[-1].total("order"), days[-1].total("stock")) == (8, 3, 5)
+    assert days[0].by_ledger["stock"] == {"admin": 0, "api": 3, "system": 0}
+    assert sum(day.total() for day in days[1:-1]) == 0

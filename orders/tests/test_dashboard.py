@@ -2,7 +2,7 @@
 linking to a list that opens, a query count that does not grow with the data, the models
 grouped the way staff work, and "View site" leading to the API docs."""
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from django.db import connection
@@ -11,13 +11,23 @@ from django.urls import reverse
 from django.utils import timezone
 
 from history.audit import Audit
-from history.models import OrderLedgerEntry, OutboxEvent, Source
+from history.models import (
+    CurrentTransactionId,
+    OrderLedgerEntry,
+    OutboxEvent,
+    Source,
+    StockLedgerEntry,
+)
 from history.projector import projections_run
 from history.seals import ledger_seal
-from history.selectors import adjustments_per_day
 from inventory.models import StockLevel
 from inventory.selectors import ledger_changes_latest, stock_low_summary
-from inventory.services import location_create, stock_receive, stock_set_thresholds
+from inventory.services import (
+    location_create,
+    stock_adjust,
+    stock_receive,
+    stock_set_thresholds,
+)
 from orders.services import order_create, order_set_quantities
 from tests.factories import ProductFactory, UserFactory
 
@@ -47,12 +57,13 @@ def dead_letter_one() -> OutboxEvent:
 
 def busy_day(n: int) -> None:
     """One more of everything the dashboard counts: an order adjusted through two doors,
-    a low level, a dead letter."""
+    a low level received by the system and adjusted in the admin, a dead letter."""
     product = ProductFactory(sku=f"DASH-{n}")
     order = order_create(customer_id=None, reference=f"D{n}", lines={product.sku: 5}, audit=SYSTEM)
     order_set_quantities(order_id=order.pk, quantities={product.sku: 7}, audit=ADMIN)
     order_set_quantities(order_id=order.pk, quantities={product.sku: 3}, audit=API)
     low_level(f"LOW-{n}", on_hand=n + 1, reorder_point=10 + 2 * n)
+    stock_adjust(sku=f"LOW-{n}", location="MAIN", delta=1, audit=ADMIN)
     dead_letter_one()
 
 
@@ -77,7 +88,7 @@ def dashboard_urls(dashboard) -> list[str]:
         dashboard.outbox_url,
         dashboard.projections_url,
         dashboard.seals_url,
-        dashboard.chart.url,
+        *(panel.url for panel in dashboard.chart.panels),
         reverse("admin:history_ledgerseal_change", args=[dashboard.seal.pk]),
         *(bar.url for bar in dashboard.chart.bars),
         *(change.url for change in dashboard.changes),
@@ -104,7 +115,10 @@ def test_the_dashboard_shows_every_figure_and_each_link_opens(client, shop, role
     assert dashboard.outbox["dead_lettered"] == 1
     assert dashboard.seal is not None
     assert dashboard.projections_behind == 0
-    assert dashboard.chart.total == {"Admin": 1, "API": 1, "System": 1}
+    order_panel, stock_panel = dashboard.chart.panels
+    assert (order_panel.ledger, stock_panel.ledger) == ("order", "stock")
+    assert order_panel.total == {"Admin": 1, "API": 1, "System": 1}
+    assert stock_panel.total == {"Admin": 1, "API": 0, "System": 1}
     assert {change.row.kind for change in dashboard.changes} == {"order", "stock"}
     html = response.content.decode()
     for anchor in (
@@ -114,7 +128,11 @@ def test_the_dashboard_shows_every_figure_and_each_link_opens(client, shop, role
         'id="dashboard-projections"',
         'id="dashboard-latest-seal"',
         'id="dashboard-seals"',
-        'id="dashboard-ledger"',
+        'id="dashboard-order-ledger"',
+        'id="dashboard-stock-ledger"',
+        'id="dashboard-chart-order"',
+        'id="dashboard-chart-stock"',
+        "Stock movements",
         "<svg",
         "manage.py verify_ledger",
     ):
@@ -134,11 +152,56 @@ def test_the_figures_link_to_the_rows_they_count(client, shop):
     dead = client.get(dashboard.dead_letters_url).context["cl"].result_list
     today_api = next(bar for bar in reversed(dashboard.chart.bars) if bar.css_class == "api")
     api_rows = client.get(today_api.url).context["cl"].result_list
+    today_stock_admin = next(
+        bar for bar in dashboard.chart.bars if (bar.ledger, bar.source) == ("stock", "admin")
+    )
+    stock_admin_rows = client.get(today_stock_admin.url).context["cl"].result_list
 
     # then
     assert [level.product.sku for level in low] == ["LOW-1"]
     assert len(dead) == 1 and dead[0].dead_lettered_at is not None
     assert [(row.source, row.delta) for row in api_rows] == [(Source.API, -4)]
+    assert [(row.source, row.movement, row.delta_on_hand) for row in stock_admin_rows] == [
+        (Source.ADMIN, "adjust", 1)
+    ]
+
+
+def test_each_bar_of_the_chart_opens_the_rows_it_counts(client, shop):
+    # given: a stock movement and an order change yesterday, by the API
+    yesterday = timezone.now() - timedelta(days=1)
+    for model in (OrderLedgerEntry, StockLedgerEntry):  # the ledgers refuse UPDATE: insert
+        row = model.objects.filter(source=Source.SYSTEM).first()
+        row.pk, row.version, row.source, row.occurred_at = None, 99, Source.API, yesterday
+        row.txid = CurrentTransactionId()  # not the copied row's: the projector reads it
+        model.objects.bulk_create([row])
+    projections_run()
+    client = client_as(client, "auditor")
+
+    # when
+    bars = client.get(INDEX).context["dashboard"].chart.bars
+
+    # then: each segment lists exactly its ledger's rows of that day and source
+    assert {(bar.ledger, bar.day, bar.source) for bar in bars} == {
+        ("order", timezone.localdate(), "admin"),
+        ("order", timezone.localdate(), "api"),
+        ("order", timezone.localdate(), "system"),
+        ("stock", timezone.localdate(), "admin"),
+        ("stock", timezone.localdate(), "system"),
+        ("order", timezone.localdate(yesterday), "api"),
+        ("stock", timezone.localdate(yesterday), "api"),
+    }
+    for bar in bars:
+        changelist = client.get(bar.url).context["cl"]
+        model = {"order": OrderLedgerEntry, "stock": StockLedgerEntry}[bar.ledger]
+        start = timezone.make_aware(datetime.combine(bar.day, time.min))
+        expected = model.objects.filter(
+            source=bar.source, occurred_at__gte=start, occurred_at__lt=start + timedelta(days=1)
+        )
+        assert changelist.model is model, bar.url
+        assert changelist.result_count == bar.rows == expected.count(), bar.url
+        assert {row.pk for row in changelist.result_list} == set(
+            expected.values_list("pk", flat=True)
+        )
 
 
 def test_no_dashboard_without_admin_access(client, shop):
@@ -180,10 +243,11 @@ def test_the_dashboards_query_count_does_not_grow_with_the_data(client, shop):
     assert response.context["dashboard"].low_stock.count == 13
     assert len(response.context["dashboard"].low_stock.worst) == 10
     # 3 for the request (session, user, roles), 3 for the admin (permissions of the user
-    # and of its groups, recent actions), 11 for the dashboard: the latest seal, the low
-    # levels, the outbox, the checkpoints and one count per projection (one more per
-    # projection that is behind), the adjustments per day, the latest rows of each ledger.
-    assert len(large) == len(small) == 17, "\n".join(q["sql"][:70] for q in large)
+    # and of its groups, recent actions), 13 for the dashboard: the latest seal, the low
+    # levels, the outbox, the checkpoints and one count per projection (six; one more per
+    # projection that is behind), the adjustments per day (one, on their projection), the
+    # latest rows of each ledger.
+    assert len(large) == len(small) == 19, "\n".join(q["sql"][:70] for q in large)
 
 
 def test_the_worst_low_levels_come_first(db):
@@ -200,28 +264,6 @@ def test_the_worst_low_levels_come_first(db):
     # then
     assert low.count == 3
     assert [(level.product.sku, level.shortfall) for level in low.worst] == [("B", 8), ("C", 4)]
-
-
-def test_adjustments_per_day_are_split_by_source_and_zero_filled(db):
-    # given
-    ProductFactory(sku="PER-DAY")
-    order = order_create(customer_id=None, reference="P", lines={"PER-DAY": 1}, audit=SYSTEM)
-    order_set_quantities(order_id=order.pk, quantities={"PER-DAY": 2}, audit=API)
-    order_set_quantities(order_id=order.pk, quantities={"PER-DAY": 3}, audit=API)
-    # a row from 40 days ago is outside the window (the ledger refuses UPDATE, so insert)
-    old = OrderLedgerEntry.objects.filter(order_id=order.pk).first()
-    old.pk, old.version = None, 99
-    old.occurred_at = timezone.now() - timedelta(days=40)
-    OrderLedgerEntry.objects.bulk_create([old])
-
-    # when
-    days = adjustments_per_day(days=30)
-
-    # then
-    assert len(days) == 30
-    assert days[-1].day == timezone.localdate()
-    assert days[-1].by_source == {"admin": 0, "api": 2, "system": 1}
-    assert sum(day.total for day in days[:-1]) == 0
 
 
 def test_latest_changes_merge_both_ledgers_newest_first(db):

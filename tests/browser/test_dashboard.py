@@ -1,6 +1,6 @@
 """The admin index's dashboard in a real browser: staff and auditors see its figures (low
-stock, dead letters, the chart, the latest changes), and a figure's link opens the filtered
-list behind it."""
+stock, dead letters, the chart of both ledgers, the latest changes) laid out without gaps at
+1366 px, and a figure's link opens the filtered list behind it."""
 
 import re
 
@@ -49,11 +49,29 @@ def expect_the_figures(page) -> None:
     expect(page.locator("#dashboard-stock")).to_contain_text("LOW-1@MAIN")
     expect(page.locator("#dashboard-dead-letters")).to_have_text("1")
     expect(page.locator("#dashboard-adjustments svg")).to_be_visible()
-    expect(page.locator("#dashboard-adjustments svg rect").first).to_be_attached()
+    expect(page.locator("#dashboard-chart-order rect").first).to_be_attached()
+    expect(page.locator("#dashboard-chart-stock rect").first).to_be_attached()
+    expect(page.locator("#dashboard-adjustments")).to_contain_text("Stock movements: 1")
     changes = page.locator("#dashboard-changes tbody tr")
     expect(changes.first).to_be_visible()
     expect(page.locator("#dashboard-changes")).to_contain_text("DASH-1")
     expect(page.locator("#dashboard-changes")).to_contain_text("clerk")
+
+
+def expect_the_layout(page) -> None:
+    """Stock | Event delivery, then the chart | Ledger seals, then the latest changes across
+    both; nothing wider than the window."""
+    box = {
+        name: page.locator(f"#dashboard-{name}").bounding_box()
+        for name in ("stock", "delivery", "adjustments", "seal", "changes")
+    }
+    assert box["stock"]["y"] == box["delivery"]["y"] < box["adjustments"]["y"]
+    assert box["adjustments"]["y"] == box["seal"]["y"] < box["changes"]["y"]
+    assert box["stock"]["x"] == box["adjustments"]["x"] == box["changes"]["x"]
+    assert box["delivery"]["x"] == box["seal"]["x"] > box["adjustments"]["x"]
+    chart = page.locator("#dashboard-adjustments svg").bounding_box()
+    assert chart["x"] + chart["width"] <= box["adjustments"]["x"] + box["adjustments"]["width"]
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_staff_see_the_dashboard_and_follow_dead_letters_to_the_filtered_outbox(
@@ -67,6 +85,7 @@ def test_staff_see_the_dashboard_and_follow_dead_letters_to_the_filtered_outbox(
 
     # then
     expect_the_figures(page)
+    expect_the_layout(page)
     screenshot(page)
 
     # when
@@ -91,4 +110,25 @@ def test_an_auditor_sees_the_dashboard(page, admin_login, browser_user, shop, sc
     # then
     expect_the_figures(page)
     expect(page.locator("#content-main a.addlink")).to_have_count(0)  # reads, never adds
+    screenshot(page)
+
+
+def test_a_stock_bar_of_the_chart_opens_the_days_stock_movements(
+    page, admin_login, browser_user, shop, screenshot
+):
+    # given
+    admin_login(page, browser_user("auditor"))
+    page.goto("/admin/")
+
+    # when
+    page.locator("#dashboard-chart-stock a").first.click()
+
+    # then: the stock ledger, filtered on today and the source (the receipt)
+    expect(page).to_have_url(
+        re.compile(r"/admin/history/stockledgerentry/\?.*source__exact=system")
+    )
+    expect(page).to_have_url(re.compile(r"occurred_at__gte=.*occurred_at__lt="))
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text("LOW-1@MAIN")
     screenshot(page)
