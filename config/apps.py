@@ -15,10 +15,13 @@ class ConfigAppConfig(AppConfig):
         from django.contrib.auth.models import Group
         from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
-        from config import token_cache
+        from config import health, metrics, replica, token_cache
         from config.api.throttling import rates_check
         from config.models import ApiToken
 
+        if replica.configured():
+            health.report_register("replica", replica.replica_report)
+            metrics.on_scrape(replica.metrics_scrape)
         rates_check()  # a mistyped THROTTLE_* fails at start, not on every request
         # What can make a cached token lookup wrong (config.token_cache).
         user_model = get_user_model()

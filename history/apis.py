@@ -20,6 +20,7 @@ from rest_framework.generics import ListAPIView
 from config.api.csv import csv_stream_response
 from config.api.formats import api_datetime
 from config.api.pagination import OldestFirstPagination
+from config.api.replica import ReplicaReadMixin
 from history.filters import LedgerFilter
 from history.models import AccessAction, OrderLedgerEntry
 from history.renderers import CSVRenderer
@@ -227,7 +228,7 @@ def export_access_logger(view, *, action: AccessAction, target: str) -> Callable
     return record
 
 
-class LedgerListApi(ListAPIView):
+class LedgerListApi(ReplicaReadMixin, ListAPIView):
     FORMAT = _FORMAT
     serializer_class = LedgerEntrySerializer
     renderer_classes = [ORJSONRenderer, CSVRenderer]

@@ -20,6 +20,7 @@ from django.core.cache import cache
 from redis.exceptions import RedisError
 
 from config.redis_breaker import RedisBreaker
+from config.replica import read_alias
 from history import metrics
 from history.metrics import DEGRADED, HIT, MISS
 from history.models import Instance
@@ -112,7 +113,12 @@ def _lookup(aggregate_type: str, aggregate_id: str) -> CacheRead:
 
 
 def cache_fill(aggregate_type: str, aggregate_id: str, version: int, body: bytes) -> None:
-    """Store a representation read from the database, unless the cache holds a newer one."""
+    """Store a representation read from the database, unless the cache holds a newer one.
+    Not one read from the read replica: the tombstone that keeps an older version out only
+    lives ORDER_CACHE_TTL_SECONDS (or less, if Redis evicts it), and a client reading its
+    own write from the primary must never be served the replica's older version here."""
+    if read_alias() is not None:
+        return
     _set_if_newer({(aggregate_type, aggregate_id): version}, body)
 
 

@@ -17,6 +17,7 @@ from config.api.csv import csv_stream_response
 from config.api.fields import FractionField
 from config.api.filters import AwareDateTimeFilter
 from config.api.pagination import OldestFirstPagination, StrictCursorPagination
+from config.api.replica import ReplicaReadMixin
 from history.apis import LedgerProofFields, export_access_logger
 from history.filters import ReasonCodeFilter
 from history.models import (
@@ -181,7 +182,7 @@ _SKU_PATH = OpenApiParameter("sku", str, OpenApiParameter.PATH, pattern=NEW_SKU_
         description="Stock levels per product and location; filter by sku and location.",
     )
 )
-class StockListApi(ListAPIView):
+class StockListApi(ReplicaReadMixin, ListAPIView):
     serializer_class = StockLevelRead
     pagination_class = StockLevelPagination
     filterset_class = StockLevelFilter
@@ -198,7 +199,7 @@ class StockListApi(ListAPIView):
         ),
     )
 )
-class StockLowListApi(ListAPIView):
+class StockLowListApi(ReplicaReadMixin, ListAPIView):
     serializer_class = StockLowRead
     pagination_class = StockLevelPagination
     filterset_class = StockLevelFilter
@@ -224,7 +225,7 @@ class StockLowListApi(ListAPIView):
         ),
     )
 )
-class StockHistoryApi(ListAPIView):
+class StockHistoryApi(ReplicaReadMixin, ListAPIView):
     serializer_class = StockLedgerRowRead
     pagination_class = OldestFirstPagination
     filterset_class = StockLedgerFilter
@@ -292,7 +293,7 @@ class StockOverviewRead(serializers.Serializer):
     )
 
 
-class StockDetailApi(APIView):
+class StockDetailApi(ReplicaReadMixin, APIView):
     @extend_schema(
         operation_id="stock_retrieve",
         parameters=[_SKU_PATH],
@@ -354,7 +355,7 @@ class StockForecastRead(serializers.Serializer):
         return data
 
 
-class StockForecastApi(APIView):
+class StockForecastApi(ReplicaReadMixin, APIView):
     class QuerySerializer(serializers.Serializer):
         days = serializers.IntegerField(
             default=28, min_value=1, max_value=365, help_text="Window of past days, today included."
@@ -399,7 +400,7 @@ class DemandOutput(serializers.ModelSerializer):
 
 
 @extend_schema_view(get=extend_schema(operation_id="demand_list"))
-class DemandListApi(ListAPIView):
+class DemandListApi(ReplicaReadMixin, ListAPIView):
     """Open demand per sku, from the projector's snapshot (it lags the ledger by the
     projection lag that /readyz reports)."""
 
@@ -417,7 +418,7 @@ class DemandDayOutput(serializers.ModelSerializer):
         fields = ["day", "adjustment_count", "net_delta"]
 
 
-class DemandDetailApi(APIView):
+class DemandDetailApi(ReplicaReadMixin, APIView):
     class OutputSerializer(serializers.Serializer):
         sku = serializers.CharField()
         open_quantity = serializers.IntegerField()

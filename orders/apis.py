@@ -14,6 +14,7 @@ from config.api.common import IDEMPOTENCY_KEY, IF_MATCH, validated
 from config.api.conditional import etag, expected_version
 from config.api.fields import BoundedListField, StrictIntegerField
 from config.api.pagination import TimelinePagination
+from config.api.replica import ReplicaReadMixin
 from config.api.serializers import StrictSerializer, parse_aware_datetime
 from history.apis import LedgerListApi
 from history.audit import api_audit
@@ -117,7 +118,7 @@ def cached_order_response(order_id: int) -> HttpResponse:
     return response
 
 
-class OrderListCreateApi(IdempotentMixin, ListAPIView):
+class OrderListCreateApi(ReplicaReadMixin, IdempotentMixin, ListAPIView):
     serializer_class = OrderOutput
     filterset_class = OrderFilter
 
@@ -154,7 +155,7 @@ class OrderListCreateApi(IdempotentMixin, ListAPIView):
         return order_response(order.pk, status_code=status.HTTP_201_CREATED)
 
 
-class OrderDetailApi(IdempotentMixin, APIView):
+class OrderDetailApi(ReplicaReadMixin, IdempotentMixin, APIView):
     class PatchInput(StrictSerializer):
         lines = LinesField()
         reason = serializers.CharField(max_length=500, allow_blank=True, required=False)

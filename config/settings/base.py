@@ -125,6 +125,13 @@ def database_settings(database: dict) -> dict:
     return database
 
 
+POSTGRES_SCHEMES = {
+    name
+    for name, engine in environ.Env.DB_SCHEMES.items()
+    if engine.endswith("backends.postgresql")
+}
+
+
 def _default_database() -> dict:
     """DATABASE_URL's database, which must be PostgreSQL; without it, the embedded server
     (`python -m config.embedded_postgres start`, which `make run` does)."""
@@ -132,12 +139,7 @@ def _default_database() -> dict:
     if not url:
         return embedded_postgres.database_settings()
     scheme = urlsplit(url).scheme
-    postgres_schemes = {
-        name
-        for name, engine in environ.Env.DB_SCHEMES.items()
-        if engine.endswith("backends.postgresql")
-    }
-    if scheme not in postgres_schemes:
+    if scheme not in POSTGRES_SCHEMES:
         raise ImproperlyConfigured(
             f"DATABASE_URL is {scheme + '://...' if scheme else 'not a URL'}, but ordertrack "
             "runs on PostgreSQL only: use a postgres:// URL (e.g. "
@@ -149,6 +151,36 @@ def _default_database() -> dict:
 
 
 DATABASES = {"default": database_settings(_default_database())}
+
+# A streaming read replica (a hot standby of DATABASE_URL's database): the GET endpoints that
+# only read may be served from it, with read-your-writes (config/replica.py; README, "Read
+# replica"). Empty: one database, and no query, header or Redis access more than without.
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", default="")
+# Reads leave a replica that lags more than this, or cannot be reached, for the primary.
+REPLICA_MAX_LAG_SECONDS = env.float("REPLICA_MAX_LAG_SECONDS", default=10.0)
+# How often, at most, each process checks the replica's replay position and lag.
+REPLICA_CHECK_INTERVAL_SECONDS = env.float("REPLICA_CHECK_INTERVAL_SECONDS", default=0.5)
+# How long a user's write sends their reads to the primary until the replica has replayed it.
+# Older writes are on any replica that still gets reads, hence the lower bound below.
+REPLICA_READ_YOUR_WRITES_SECONDS = env.float("REPLICA_READ_YOUR_WRITES_SECONDS", default=60.0)
+if DATABASE_REPLICA_URL:
+    if urlsplit(DATABASE_REPLICA_URL).scheme not in POSTGRES_SCHEMES:
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URL must be the postgres:// URL of a hot standby of "
+            "DATABASE_URL's database (streaming replication), or empty."
+        )
+    if REPLICA_READ_YOUR_WRITES_SECONDS < REPLICA_MAX_LAG_SECONDS + REPLICA_CHECK_INTERVAL_SECONDS:
+        raise ImproperlyConfigured(
+            "REPLICA_READ_YOUR_WRITES_SECONDS must be at least REPLICA_MAX_LAG_SECONDS + "
+            "REPLICA_CHECK_INTERVAL_SECONDS: a write forgotten sooner may not be on a replica "
+            "that still gets reads."
+        )
+    DATABASES["replica"] = database_settings(env.db_url_config(DATABASE_REPLICA_URL))
+    # libpq's shortest: a replica that is away costs a check 2 s, then reads use the primary.
+    DATABASES["replica"]["OPTIONS"].setdefault("connect_timeout", 2)
+    DATABASE_ROUTERS = ["config.db_router.ReplicaRouter"]
+    MIDDLEWARE = [*MIDDLEWARE, "config.replica.CommitLsnMiddleware"]
+
 # The least-privileged role the application runs as (DATABASE_URL's user in production);
 # `migrate`, run as the tables' owner, grants it what it needs (history.services).
 DATABASE_RUNTIME_ROLE = env(

@@ -3,6 +3,7 @@ from django.core.cache import cache
 from django.test import override_settings
 from django_redis import get_redis_connection
 
+from config.replica import OK, REPLICA, ReadRoute, read_route_enter, read_route_leave
 from history import cache as aggregate_cache
 from history.cache import cache_fill, cache_read, cache_tombstones
 from orders.services import order_adjust
@@ -138,3 +139,21 @@ def test_without_redis_the_cache_is_off_and_reads_come_from_the_database(
     assert second.json()["lines"] == [{"sku": product.sku, "quantity": 5}]
     assert not get_redis_connection("default").exists(key)
     assert cache_read("order", str(order.pk)).status == "off"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_representation_read_from_the_replica_is_not_cached(make_order, product):
+    # given: an order, committed (so the cache holds its creation's tombstone)
+    order = make_order(lines={product.sku: 5})
+    token = read_route_enter(ReadRoute(REPLICA, OK))
+    try:
+        # when: a read served by the replica fills the cache
+        cache_fill("order", str(order.pk), 1, b'{"from": "replica"}')
+    finally:
+        read_route_leave(token)
+    after_replica = cache_read("order", str(order.pk))
+    cache_fill("order", str(order.pk), 1, b'{"from": "primary"}')
+
+    # then: only the primary's read is kept
+    assert after_replica.status == "miss"
+    assert cache_read("order", str(order.pk)).body == b'{"from": "primary"}'
