@@ -199,6 +199,18 @@ class Dashboard:
     def projections_behind(self) -> int:
         return sum(lag.events_behind for _, lag in self.projections)
 
+    @property
+    def oldest_pending(self) -> str:
+        return duration_text(self.outbox["seconds_behind"])
+
+
+def duration_text(seconds: float) -> str:
+    """'42 s', '17 min', '5 h', '89 d': the unit that keeps the figure short."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds // size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
 
 def _change_url(change: LedgerChange) -> str:
     if change.kind == "order":

@@ -28,6 +28,7 @@ from inventory.services import (
     stock_receive,
     stock_set_thresholds,
 )
+from orders.dashboard import duration_text
 from orders.services import order_create, order_set_quantities
 from tests.factories import ProductFactory, UserFactory
 
@@ -347,3 +348,19 @@ def test_superusers_see_the_retry_hint(client, shop):
 
     # then
     assert 'id="dashboard-retry-hint"' in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0 s"),
+        (119.4, "119 s"),
+        (120, "2 min"),
+        (7199, "119 min"),
+        (7200, "2 h"),
+        (172_799, "47 h"),
+        (7_715_492, "89 d"),
+    ],
+)
+def test_the_oldest_pending_age_reads_in_the_unit_that_keeps_it_short(seconds, text):
+    assert duration_text(seconds) == text
