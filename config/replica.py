@@ -80,13 +80,13 @@ def configured() -> bool:
 
 # --- LSNs -------------------------------------------------------------------------------------
 
-_LSN = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
+_LSN = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")
 
 
 def lsn_parse(text: str) -> int:
     """A pg_lsn as PostgreSQL writes it ('16/B374D848': the high and the low 32 bits, in
     hex) as an int, which orders as pg_lsn does. ValueError for anything else."""
-    match = _LSN.match(text)
+    match = _LSN.fullmatch(text)
     if match is None:
         raise ValueError(f"not an LSN: {text!r}")
     return int(match[1], 16) << 32 | int(match[2], 16)
@@ -401,8 +401,14 @@ def read_route_leave(token: Token) -> None:
     _route.reset(token)
 
 
+_reads: dict[tuple[str, str], Counter] = {}  # label children: labels() locks and validates
+
+
 def read_counted(route: ReadRoute) -> None:
-    READS.labels(route.database, route.reason).inc()
+    key = (route.database, route.reason)
+    if key not in _reads:
+        _reads[key] = READS.labels(*key)
+    _reads[key].inc()
 
 
 def read_alias() -> str | None:

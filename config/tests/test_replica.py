@@ -54,7 +54,7 @@ def test_lsns_parse_and_order_as_postgresql_pg_lsn():
 
 
 @pytest.mark.parametrize(
-    "text", ["", "16", "0/", "/1", "G/1", "1/123456789", " 0/1", "0/1;", "-1/0"]
+    "text", ["", "16", "0/", "/1", "G/1", "1/123456789", " 0/1", "0/1;", "-1/0", "0/1\n"]
 )
 def test_anything_else_is_not_an_lsn(text):
     with pytest.raises(ValueError):

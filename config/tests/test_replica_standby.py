@@ -253,6 +253,7 @@ def test_reads_use_the_replica_and_every_client_reads_its_own_writes(deployment)
         # then: a client that knows nothing of the write reads the replica's older state...
         stale = reader.get(path)
         stale_history = reader.get(f"{path}history/")
+        stale_csv = reader.get(f"/adjustments/?order={order}&format=csv")  # read as it streams
         # ...the writer (same token, no header) and a client presenting the LSN read the new
         own = writer.get(path)
         told = reader.get(path, **{"X-Min-LSN": patched_lsn})
@@ -262,6 +263,7 @@ def test_reads_use_the_replica_and_every_client_reads_its_own_writes(deployment)
     assert lsn_parse(patched_lsn) > lsn_parse(created_lsn)
     assert (_from(stale), _quantity(stale)) == ("replica", 100)
     assert (_from(stale_history), len(stale_history.json()["results"])) == ("replica", 1)
+    assert (_from(stale_csv), len(stale_csv.text.splitlines())) == ("replica", 2)
     assert (_from(own), _quantity(own)) == ("primary", 120)
     assert (_from(told), _quantity(told)) == ("primary", 120)
     assert (_from(own_history), len(own_history.json()["results"])) == ("primary", 2)
