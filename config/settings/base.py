@@ -317,6 +317,10 @@ BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://localhost//")
 EVENT_BUS_URL = env("EVENT_BUS_URL", default="filesystem://localhost//")
 EVENT_EXCHANGE = env("EVENT_EXCHANGE", default="inventory.events")
+# The queue beat, the relay's kicks and the workers use. Deployments (or test runs) that
+# share one RabbitMQ virtual host each need their own, or their workers take each other's
+# tasks.
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 FILESYSTEM_TRANSPORT_OPTIONS = {
     "data_folder_in": str(BROKER_DIR / "queue"),
     "data_folder_out": str(BROKER_DIR / "queue"),
