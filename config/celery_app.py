@@ -32,6 +32,7 @@ def schedule_periodic_tasks(sender, **kwargs):
         "purge-idempotency-keys": "history.tasks.purge_idempotency_keys",
         "purge-published-outbox": "history.tasks.purge_published_outbox",
         "purge-consumed-events": "history.tasks.purge_consumed_events",
+        "create-partitions": "history.tasks.create_partitions",
     }
     for name, task in hourly.items():
         sender.add_periodic_task(3600, sender.signature(task), name=name)

@@ -54,6 +54,11 @@ CHECKS = {"database": _check_database, "cache": _check_cache, "broker": _check_b
 _reports: dict[str, Callable[[], dict]] = {}
 
 
+def check_register(name: str, check: Callable[[], None]) -> None:
+    """Add `check()` to /readyz's checks: not ready when it raises."""
+    CHECKS[name] = check
+
+
 def report_register(name: str, report: Callable[[], dict]) -> None:
     """Add `report()` to /readyz under `name` (run only when the database is up)."""
     _reports[name] = report

@@ -14,8 +14,9 @@ class HistoryConfig(AppConfig):
 
         from config import health, metrics, token_cache
         from history import cache, monitoring, tasks
-        from history.selectors import outbox_backlog
+        from history.selectors import outbox_backlog, partitions_next_month_check
 
+        health.check_register("partitions", partitions_next_month_check)
         health.report_register("outbox", outbox_backlog)
         health.report_register("projections", monitoring.projections_report)
         metrics.on_scrape(monitoring.metrics_scrape)

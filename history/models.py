@@ -106,7 +106,8 @@ class OrderLedgerEntry(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["order", "version", "product"], name="ledger_one_row_per_line_version"
+                fields=["order", "version", "product", "occurred_at"],
+                name="ledger_one_row_per_line_version",
             ),
             models.CheckConstraint(
                 condition=models.Q(delta=models.F("quantity_after") - models.F("quantity_before")),
@@ -164,7 +165,8 @@ class StockLedgerEntry(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["product", "location", "version"], name="stockledger_one_row_per_version"
+                fields=["product", "location", "version", "occurred_at"],
+                name="stockledger_one_row_per_version",
             ),
             models.CheckConstraint(
                 condition=models.Q(
@@ -186,7 +188,7 @@ class OutboxEvent(models.Model):
     """An event waiting to be relayed to the broker, written by `history.recorder` in the
     same transaction as the change it describes. `id` order is the dispatch order."""
 
-    event_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    event_id = models.UUIDField(default=uuid.uuid4, editable=False)
     aggregate_type = models.CharField(max_length=40)
     aggregate_id = models.CharField(max_length=64)
     aggregate_version = models.PositiveIntegerField()
@@ -228,6 +230,10 @@ class OutboxEvent(models.Model):
             ),
         ]
         constraints = [
+            # With the partition key: see history migration 0017 for why ids stay unique.
+            models.UniqueConstraint(
+                fields=["event_id", "created_at"], name="outbox_event_id_unique"
+            ),
             # A published event is settled: it waits for no retry and is not dead-lettered.
             models.CheckConstraint(
                 condition=models.Q(published_at__isnull=True)

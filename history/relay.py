@@ -341,8 +341,10 @@ class _AnyOf(Lookup):
         return f"{lhs} = ANY(%s)", (*params, list(self.rhs))
 
 
-def _mark_published(pks: list[int]) -> None:
-    OutboxEvent.objects.filter(_AnyOf(F("pk"), pks)).update(
+def _mark_published(pks: list[int], *, since) -> None:
+    """`since` (the oldest claimed row's created_at) lets PostgreSQL skip the outbox's
+    older monthly partitions instead of probing each one's index for the ids."""
+    OutboxEvent.objects.filter(_AnyOf(F("pk"), pks), created_at__gte=since).update(
         published_at=timezone.now(), next_attempt_at=None
     )
 
@@ -395,7 +397,7 @@ def outbox_relay_batch(*, publisher: Publisher, batch_size: int | None = None) -
             confirmed = [event.pk for event in wave if outcome[event.pk] is None]
             if confirmed:
                 metrics.events_confirmed(wave, outcome)
-                _mark_published(confirmed)
+                _mark_published(confirmed, since=min(event.created_at for event in wave))
                 published += len(confirmed)
             blocked = set()
             for event in wave:

@@ -4,7 +4,7 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple
 from uuid import UUID
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import (
     BigIntegerField,
     BooleanField,
@@ -33,6 +33,7 @@ from history.models import (
     OrderLedgerEntry,
     OutboxEvent,
     Source,
+    StockLedgerEntry,
 )
 from history.projector import Lag, projection_lag
 from history.seals import sees
@@ -363,3 +364,31 @@ def stock_replay(rows: Iterable) -> dict[tuple[int, int], ReplayedStock]:
         state.version = entry.version
         state.movements += 1
     return places
+
+
+PARTITIONED_TABLES = (
+    OrderLedgerEntry._meta.db_table,
+    StockLedgerEntry._meta.db_table,
+    OutboxEvent._meta.db_table,
+)
+
+
+def partitions_missing(*, month: date) -> list[str]:
+    """The partitioned tables (ledgers, outbox) with no partition for `month` attached, by
+    the names history_partition_create gives them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT t FROM unnest(%s::text[]) AS t WHERE NOT EXISTS (SELECT 1 FROM pg_inherits "
+            "WHERE inhparent = t::regclass AND inhrelid = to_regclass(t || %s))",
+            [list(PARTITIONED_TABLES), f"_p{month:%Y%m}"],
+        )
+        return [table for (table,) in cursor.fetchall()]
+
+
+def partitions_next_month_check() -> None:
+    """Readiness: the next month's partitions exist (the beat creates them months ahead;
+    a row without one would land in the DEFAULT partition)."""
+    today = timezone.now().date()  # UTC, as the partitions' bounds
+    next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    if missing := partitions_missing(month=next_month):
+        raise RuntimeError(f"no partition for {next_month:%Y-%m} of {', '.join(missing)}")

@@ -4,7 +4,7 @@ the instance id, the access log, and the runtime role's privileges."""
 
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -23,6 +23,7 @@ from history.models import (
     StockLedgerEntry,
 )
 from history.relay import outbox_kick
+from history.selectors import PARTITIONED_TABLES
 
 
 def idempotency_records_purge(*, older_than: timedelta) -> int:
@@ -50,11 +51,26 @@ def _delete_in_batches(rows, batch_size: int) -> int:
     return deleted
 
 
-def outbox_published_purge(*, older_than: timedelta, batch_size: int = 10_000) -> int:
-    """Delete outbox rows published more than `older_than` ago (the ledger keeps the
-    history; the outbox is only a delivery queue). Deletes in batches to keep locks short."""
-    cutoff = timezone.now() - older_than
-    return _delete_in_batches(OutboxEvent.objects.filter(published_at__lt=cutoff), batch_size)
+def outbox_published_purge(*, older_than: timedelta) -> int:
+    """Drop the outbox's monthly partitions that ended more than `older_than` ago and hold
+    only events published before then (the ledger keeps the history; the outbox is only a
+    delivery queue): a detach and a drop per month, never a row DELETE. A month still
+    holding an unpublished or dead-lettered event is kept whole until it is published.
+    How many partitions were dropped. The runtime role owns no table, so the owner's
+    SECURITY DEFINER function does it (history migration 0017)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT history_outbox_partitions_drop(%s)", [timezone.now() - older_than])
+        return cursor.fetchone()[0]
+
+
+def partitions_ensure(*, months_ahead: int, since: datetime | None = None) -> int:
+    """Create the monthly partitions of the ledgers and the outbox from `since`'s month (by
+    default this month) to `months_ahead` months ahead, those missing; how many were
+    created. Idempotent. Runs the owner's SECURITY DEFINER function (history migration
+    0017), the runtime role having no DDL; it waits at most 5 s for a table's lock."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT history_partitions_ensure(%s, %s)", [months_ahead, since])
+        return cursor.fetchone()[0]
 
 
 def consumed_event_claim(*, consumer: str, event_id: uuid.UUID) -> bool:
@@ -118,6 +134,11 @@ def access_log_record(
         )
 
 
+PARTITION_FUNCTIONS = (
+    "history_partitions_ensure(integer, timestamptz)",
+    "history_outbox_partitions_drop(timestamptz)",
+)
+
 APPEND_ONLY_TABLES = (
     OrderLedgerEntry._meta.db_table,
     StockLedgerEntry._meta.db_table,
@@ -130,8 +151,10 @@ def runtime_role_grant(*, role: str) -> None:
     """Give the role the application runs as exactly what it needs, and no more: read and
     write the state tables, only INSERT and SELECT on the append-only ones (the ledgers,
     the seals, the access log), read the migration record, use the sequences. It owns
-    nothing, so it can neither TRUNCATE nor disable a trigger. Run as the tables' owner,
-    after every migration (history.apps)."""
+    nothing, so it can neither TRUNCATE nor disable a trigger. The partitioned tables are
+    reached through their parents only (nothing on a partition itself), and partitions are
+    made and dropped by the owner's two functions, which it may execute. Run as the tables'
+    owner, after every migration (history.apps)."""
     name = sql.Identifier(role)
     ledgers = sql.SQL(", ").join(sql.Identifier(table) for table in APPEND_ONLY_TABLES)
     statements = [
@@ -143,7 +166,23 @@ def runtime_role_grant(*, role: str) -> None:
         sql.SQL("REVOKE UPDATE, DELETE ON {} FROM {}").format(ledgers, name),
         sql.SQL("REVOKE INSERT, UPDATE, DELETE ON django_migrations FROM {}").format(name),
         sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(name),
+        *(
+            sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(function), name)
+            for function in PARTITION_FUNCTIONS
+        ),
     ]
     with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.oid::regclass::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = ANY(%s::regclass[])",
+            [list(PARTITIONED_TABLES)],
+        )
+        partitions = [row[0] for row in cursor.fetchall()]
+        if partitions:
+            statements.append(
+                sql.SQL("REVOKE ALL ON {} FROM {}").format(
+                    sql.SQL(", ").join(sql.Identifier(table) for table in partitions), name
+                )
+            )
         for statement in statements:
             cursor.execute(statement)

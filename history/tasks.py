@@ -14,6 +14,7 @@ from history.services import (
     consumed_events_purge,
     idempotency_records_purge,
     outbox_published_purge,
+    partitions_ensure,
 )
 
 logger = get_task_logger(__name__)
@@ -44,9 +45,19 @@ def project_ledger() -> dict:
 
 @shared_task(ignore_result=True)
 def purge_published_outbox() -> int:
-    deleted = outbox_published_purge(older_than=timedelta(days=settings.OUTBOX_RETENTION_DAYS))
-    logger.info("Purged %d published outbox events.", deleted)
-    return deleted
+    dropped = outbox_published_purge(older_than=timedelta(days=settings.OUTBOX_RETENTION_DAYS))
+    logger.info("Dropped %d monthly partitions of published outbox events.", dropped)
+    return dropped
+
+
+@shared_task(ignore_result=True)
+def create_partitions() -> int:
+    """Beat runs this hourly: the ledgers' and the outbox's partitions for this month and
+    the next PARTITION_MONTHS_AHEAD, those missing. Idempotent."""
+    created = partitions_ensure(months_ahead=settings.PARTITION_MONTHS_AHEAD)
+    if created:
+        logger.info("Created %d monthly partitions.", created)
+    return created
 
 
 @shared_task(ignore_result=True)

@@ -17,6 +17,7 @@ def test_the_beat_schedule_holds_every_promised_periodic_task():
         "history.tasks.purge_idempotency_keys": 3600,
         "history.tasks.purge_published_outbox": 3600,
         "history.tasks.purge_consumed_events": 3600,
+        "history.tasks.create_partitions": 3600,
     }
 
     # when

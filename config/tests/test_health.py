@@ -60,7 +60,7 @@ def test_readyz_is_200_with_database_cache_and_broker_ok():
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "cache", "broker"}
+    assert set(body["checks"]) == {"database", "cache", "broker", "partitions"}
     for name, check in body["checks"].items():
         assert check["status"] == "ok", (name, check)
         assert isinstance(check["ms"], int | float)

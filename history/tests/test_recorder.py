@@ -112,8 +112,10 @@ def test_order_and_stock_rows_and_their_events_are_written_in_input_order(
 
 def test_state_writes_run_in_the_same_statement_and_fail_with_it(make_order, product, audit):
     # given: a state change of the line, and an event whose ledger row collides with one
-    # already written (same order, version and product)
+    # already written (same order, version and product; and time, the partition key, which
+    # the unique constraint includes: history migration 0017)
     order = make_order(lines={product.sku: 10})
+    written_at = OrderLedgerEntry.objects.get(order=order).occurred_at
     line = OrderLine.objects.get(order=order)
     before = _counts()
     line_to_11 = StateWrite(
@@ -126,7 +128,7 @@ def test_state_writes_run_in_the_same_statement_and_fail_with_it(make_order, pro
         changes_record(
             events=[clash],
             audit=audit,
-            now=timezone.now(),
+            now=written_at,
             state=[line_to_11],
             heads=_heads(order),
         )

@@ -4,35 +4,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from history.models import ConsumedEvent, OrderLedgerEntry, OutboxEvent
+from history.models import ConsumedEvent
 from history.services import (
     consumed_event_claim,
     consumed_events_purge,
     idempotency_records_purge,
-    outbox_published_purge,
 )
-from history.tasks import purge_consumed_events, purge_published_outbox
+from history.tasks import purge_consumed_events
 
 pytestmark = pytest.mark.django_db
-
-
-def test_old_published_outbox_rows_are_purged_and_nothing_else(make_order, product):
-    # given: three events: published long ago, published just now, never published
-    for _ in range(3):
-        make_order(lines={product.sku: 1})
-    old, recent, pending = OutboxEvent.objects.order_by("id")
-    now = timezone.now()
-    OutboxEvent.objects.filter(pk=old.pk).update(published_at=now - timedelta(days=8))
-    OutboxEvent.objects.filter(pk=recent.pk).update(published_at=now - timedelta(days=1))
-
-    # when
-    deleted = purge_published_outbox.apply().get()
-
-    # then
-    assert deleted == 1
-    assert set(OutboxEvent.objects.values_list("pk", flat=True)) == {recent.pk, pending.pk}
-    assert OrderLedgerEntry.objects.count() == 3
-    assert outbox_published_purge(older_than=timedelta(days=7)) == 0
 
 
 def test_idempotency_records_are_purged_after_their_ttl(api, product):

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime, time, timedelta
 from unittest import mock
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -29,6 +30,7 @@ from django.utils import timezone
 from history import relay
 from history.audit import Audit
 from history.models import OutboxEvent, Source
+from history.services import partitions_ensure
 from inventory import services as stock
 from inventory.models import Location, LocationType, Product, StockLevel
 from orders import services
@@ -221,6 +223,8 @@ class Command(BaseCommand):
         ]
         # Stable: steps at the same moment keep their order (the orders' ids and rows stay).
         steps.sort(key=lambda step: step[0])
+        # The history's months get partitions of their own, not the DEFAULT partition.
+        partitions_ensure(months_ahead=settings.PARTITION_MONTHS_AHEAD, since=steps[0][0])
         for moment, step in steps:
             with _clock(moment):
                 step()
