@@ -6,11 +6,13 @@ django.contrib.admin), so `admin.site` and every `@admin.register` use it unchan
 module is imported while the apps load: no model imports at the top.
 
 The dashboard (orders.dashboard) on the bench database (ordertrack_bench_http: 70,000
-order ledger rows, all within the last 30 days; 50,000 outbox events), 2026-11-28: GET
-/admin/ by a staff user through the test client, median of 20 after one warm-up, 45 ms
-(42-53 ms), 17 queries. Of that, the adjustments chart's query is 25 ms (it counts the 30
-days' ledger rows: see history.selectors.adjustments_per_day), the other figures 8 ms,
-and the admin page itself (session, permissions, templates) the rest. Measured with:
+order ledger rows, all within the last 30 days; 50,000 outbox events; the ledgers
+partitioned by month), 2026-11-28, quiet machine: GET /admin/ by a staff user through the
+test client, median of 20 after one warm-up, 74-86 ms (two runs), 19 queries. Of that,
+`dashboard_get` is 32 ms, its largest part (40% under cProfile) the six projections' lag
+counts (a count and a checkpoint read each: history.projector.projection_lag); the chart reads the
+DailyChangeCounts projection (about 1 ms). The admin page itself (session, permissions,
+the app list, the templates) is the rest. Measured with:
 BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/ordertrack_bench_http \
     DJANGO_SETTINGS_MODULE=config.settings.bench .venv/bin/python -m orders.admin_site
 """
