@@ -25,7 +25,7 @@ run: install
 test: install
 	$(BIN)/python scripts/check_services.py
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 .PHONY: fuzz
 # Schemathesis with a large random sample per operation (make test runs a small fixed one).

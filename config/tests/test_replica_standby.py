@@ -296,7 +296,11 @@ def test_reads_use_the_replica_and_every_client_reads_its_own_writes(deployment)
             what="the lag gauge to pass REPLICA_MAX_LAG_SECONDS",
         )
         lag_bytes = _metric(app, "ordertrack_replica_lag_bytes")
-        ready = app.get("/readyz")
+        ready = _eventually(
+            lambda: app.get("/readyz"),
+            lambda response: response.json().get("replica", {}).get("status") == "degraded",
+            what="/readyz to report the lagging replica",
+        )
     finally:
         pair.replay_resume()
 
