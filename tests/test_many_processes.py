@@ -57,6 +57,7 @@ from history.projector import projection_lag, projections_rebuild
 from inventory.services import location_create, product_create, stock_receive
 from orders.services import order_create
 from tests.broker import EventCollector
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -93,17 +94,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _eventually(attempt: Callable, until: Callable, *, what: str, seconds: float = 30.0):
-    deadline = time.monotonic() + seconds
-    while True:
-        result = attempt()
-        if until(result):
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {seconds} s for {what}; last: {result!r}")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -457,13 +447,13 @@ def test_two_servers_two_relays_two_workers_publish_every_event_in_order(deploym
 
         # then: the outbox drains, and the workers' projector catches up with the ledger
         drained = time.monotonic()
-        _eventually(
+        eventually(
             lambda: OutboxEvent.objects.filter(published_at__isnull=True).count(),
             lambda pending: pending == 0,
             what="the outbox to drain",
         )
         drain = time.monotonic() - drained
-        _eventually(
+        eventually(
             lambda: {name: lag.events_behind for name, lag in projection_lag().items()},
             lambda behind: not any(behind.values()),
             what="the projections to catch up",

@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ from django.conf import settings
 from django_redis import get_redis_connection
 
 from config.replica import lsn_parse
+from tests.eventually import eventually
 from tests.proxy import TcpProxy
 from tests.standby import StandbyPair
 
@@ -143,7 +143,7 @@ def deployment():
         out, err = prepare.communicate(timeout=300)
         assert prepare.returncode == 0, err
         app = App(f"http://127.0.0.1:{port}", json.loads(out.splitlines()[-1]))
-        up = _eventually(
+        up = eventually(
             lambda: _answers(app, server), lambda up: up is not False, what="gunicorn", seconds=60
         )
         if not up:
@@ -178,17 +178,6 @@ def _answers(app: App, server: subprocess.Popen) -> bool | None:
         return False
 
 
-def _eventually(attempt: Callable, until: Callable, *, what: str, seconds: float = 20.0):
-    deadline = time.monotonic() + seconds
-    while True:
-        result = attempt()
-        if until(result):
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {seconds} s for {what}; last: {result!r}")
-        time.sleep(0.05)
-
-
 def _from(response: requests.Response) -> str:
     assert response.status_code == 200, response.text
     return response.headers["X-Read-From"]
@@ -219,7 +208,7 @@ def test_reads_use_the_replica_and_every_client_reads_its_own_writes(deployment)
     path = f"/orders/{order}/"
 
     # when: another client presents the order's commit LSN, until the replica has replayed it
-    first = _eventually(
+    first = eventually(
         lambda: reader.get(path, **{"X-Min-LSN": created_lsn}),
         lambda response: _from(response) == "replica",
         what="the replica to replay the order",
@@ -269,7 +258,7 @@ def test_reads_use_the_replica_and_every_client_reads_its_own_writes(deployment)
     assert (_from(own_history), len(own_history.json()["results"])) == ("primary", 2)
 
     # and once the standby has replayed the write, the writer reads the replica again
-    back = _eventually(
+    back = eventually(
         lambda: writer.get(f"{path}history/"),
         lambda response: _from(response) == "replica",
         what="the writer's reads to return to the replica",
@@ -283,20 +272,20 @@ def test_reads_use_the_replica_and_every_client_reads_its_own_writes(deployment)
         assert writer.send("POST", f"{path}adjust/", adjust).status_code == 200
 
         # when: the replica falls more than REPLICA_MAX_LAG_SECONDS behind
-        lagging = _eventually(
+        lagging = eventually(
             lambda: reader.get(f"{path}history/"),
             lambda response: _from(response) == "primary",
             what="reads to leave the lagging replica",
             seconds=MAX_LAG_SECONDS + 20,
         )
         # (each worker judges by its own checks: the scrape may reach the one that was later)
-        lag_seconds = _eventually(
+        lag_seconds = eventually(
             lambda: _metric(app, "ordertrack_replica_lag_seconds"),
             lambda seconds: seconds > MAX_LAG_SECONDS,
             what="the lag gauge to pass REPLICA_MAX_LAG_SECONDS",
         )
         lag_bytes = _metric(app, "ordertrack_replica_lag_bytes")
-        ready = _eventually(
+        ready = eventually(
             lambda: app.get("/readyz"),
             lambda response: response.json().get("replica", {}).get("status") == "degraded",
             what="/readyz to report the lagging replica",
@@ -314,7 +303,7 @@ def test_reads_use_the_replica_and_every_client_reads_its_own_writes(deployment)
     assert lag_seconds > MAX_LAG_SECONDS and lag_bytes > 0
     lagged = 'ordertrack_replica_reads_total{database="primary",reason="lagging"}'
     assert lagged in app.get("/metrics").text
-    _eventually(
+    eventually(
         lambda: reader.get(f"{path}history/"),
         lambda response: _from(response) == "replica",
         what="reads to return to the replica once it caught up",
