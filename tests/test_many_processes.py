@@ -22,7 +22,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,7 @@ from inventory.services import location_create, product_create, stock_receive
 from orders.services import order_create
 from tests.broker import EventCollector
 from tests.eventually import eventually
+from tests.ports import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,12 +88,6 @@ def publish_then_stall(self, events):
 Publisher.publish_wave = publish_then_stall
 call_command("relay_outbox", interval=0.05)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -224,7 +218,7 @@ def _start(deployment: Deployment) -> tuple[Child, set[str]]:
     stalled = set(stalling.tail().split("stalled after publishing", 1)[1].split())
     servers, workers = [], []
     for n in (1, 2):
-        port = _free_port()
+        port = free_port()
         servers.append(
             deployment.start(
                 f"web{n}",

@@ -12,7 +12,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from django_redis import get_redis_connection
 
 from config.replica import lsn_parse
 from tests.eventually import eventually
+from tests.ports import free_port
 from tests.proxy import TcpProxy
 from tests.standby import StandbyPair
 
@@ -49,12 +49,6 @@ for name in ("writer", "reader"):
     tokens[name] = out.getvalue().split()[-1]
 print(json.dumps(tokens))
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -93,7 +87,7 @@ def deployment():
     backup run side by side."""
     work = Path(tempfile.mkdtemp(prefix="ordertrack-replica-app-"))
     prefix = f"ordertrack-test-replica-{uuid.uuid4().hex[:12]}"
-    port = _free_port()
+    port = free_port()
     pair = StandbyPair()
     prepare = server = proxy = None
     try:
