@@ -3,9 +3,13 @@ tag (its group in the Swagger UI) and a one-line summary."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
+from config import replica
 from config.api.problems import PROBLEM_CONTENT_TYPE
+from config.api.replica import ReplicaReadMixin
 
 
 class FieldErrorSerializer(serializers.Serializer):
@@ -121,8 +125,44 @@ SUMMARIES = {
 }
 
 
+_SUCCESS_CODES = ["200", "201", "202", "204"]
+# The read-replica headers (README, "Read replica"); sent only when a replica is configured.
+_COMMIT_LSN = OpenApiParameter(
+    replica.COMMIT_LSN_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=_SUCCESS_CODES,
+    description="With a read replica: the primary's WAL position once this write committed. "
+    "Send it back as `X-Min-LSN` to read at least this state.",
+)
+_MIN_LSN = OpenApiParameter(
+    replica.MIN_LSN_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="With a read replica: an `X-Commit-LSN` this read must reflect; served by the "
+    "replica only once it has replayed that far, by the primary otherwise.",
+    pattern=r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$",
+)
+_READ_FROM = OpenApiParameter(
+    replica.READ_FROM_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=_SUCCESS_CODES,
+    enum=["primary", "replica"],
+    description="With a read replica: which database served this read.",
+)
+
+
 class ProblemAutoSchema(AutoSchema):
     # extend_schema(tags=..., summary=...) on a view still wins: it overrides these methods.
+    def get_override_parameters(self):
+        parameters = list(super().get_override_parameters())
+        if self.method in ("POST", "PATCH", "PUT", "DELETE"):
+            parameters.append(_COMMIT_LSN)
+        elif self.method == "GET" and isinstance(self.view, ReplicaReadMixin):
+            parameters += [_MIN_LSN, _READ_FROM]
+        return parameters
+
     def get_tags(self):
         tags = [tag for prefix, tag in TAGS_BY_PREFIX if self.path.startswith(prefix)]
         return tags[:1] or super().get_tags()

@@ -6,7 +6,10 @@ import re
 import pytest
 import yaml
 from django.core.management import call_command
+from django.urls import resolve
 from rest_framework.test import APIClient
+
+from config.api.replica import ReplicaReadMixin
 
 PROBLEM = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -373,3 +376,52 @@ def test_swagger_groups_in_the_agreed_order_and_the_title_names_orders_and_inven
 def test_operations_are_grouped_by_what_they_act_on(schema, path, method, tag):
     # then
     assert _operation(schema, path, method)["tags"] == [tag]
+
+
+def _routed_to_the_replica(path: str) -> bool:
+    view = resolve(re.sub(r"\{[^}]+\}", "1", path)).func.view_class
+    return issubclass(view, ReplicaReadMixin)
+
+
+def _response_headers(operation: dict, code: str) -> set[str]:
+    return set(operation["responses"][code].get("headers", {}))
+
+
+@pytest.mark.parametrize(("path", "method"), [*WRITES, TOKENS[1], TOKENS[2]])
+def test_writes_document_the_commit_lsn_on_success_only(schema, path, method):
+    # given
+    operation = _operation(schema, path, method)
+    success = [code for code in operation["responses"] if code.startswith("2")]
+
+    # then
+    assert success
+    for code in success:
+        assert "X-Commit-LSN" in _response_headers(operation, code), code
+    assert "X-Commit-LSN" not in _response_headers(operation, "400")
+
+
+@pytest.mark.parametrize(("path", "method"), [*READS, TOKENS[0]])
+def test_reads_document_the_replica_headers_exactly_where_the_replica_serves_them(
+    schema, path, method
+):
+    # given
+    operation = _operation(schema, path, method)
+    routed = _routed_to_the_replica(path)
+
+    # then
+    assert ("X-Min-LSN" in _header_params(operation)) is routed
+    assert ("X-Read-From" in _response_headers(operation, "200")) is routed
+    assert "X-Commit-LSN" not in _response_headers(operation, "200")
+
+
+def test_the_replica_serves_the_ledgers_orders_and_stock_reads(schema):
+    # then: the read-only endpoints the README names, and not the catalogue
+    routed = {path for path, _ in READS if _routed_to_the_replica(path)}
+    assert {
+        "/api/v1/orders/",
+        "/api/v1/orders/{order_id}/history/",
+        "/api/v1/adjustments/",
+        "/api/v1/stock/history/",
+        "/api/v1/stock/{sku}/forecast/",
+    } <= routed
+    assert "/api/v1/products/" not in routed
