@@ -392,6 +392,9 @@ RELAY_KICK_ON_COMMIT = env.bool("RELAY_KICK_ON_COMMIT", default=True)
 OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=7)
 # Months of partitions (ledgers, outbox) the beat keeps created ahead of this one.
 PARTITION_MONTHS_AHEAD = env.int("PARTITION_MONTHS_AHEAD", default=3)
+# Where `ledger_archive` writes the ledgers' old months (README, "Archive"); relative to
+# the project directory.
+LEDGER_ARCHIVE_DIR = BASE_DIR / env("LEDGER_ARCHIVE_DIR", default="var/ledger-archive")
 
 # Seals of the ledger (history/seals.py): how often beat seals new rows, and the Ed25519 key
 # that signs them: LEDGER_SIGNING_KEY holds a PEM private key, or LEDGER_SIGNING_KEY_FILE
