@@ -21,7 +21,7 @@ from django.db import connection
 from django.http import JsonResponse
 from kombu import Connection
 
-from config.metrics import scrape_allowed
+from config.metrics import READY, READY_CHECK, on_scrape, scrape_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ def _readiness() -> dict:
             logger.warning("readiness: %s is down: %s", name, exc)
             results[name] = {"status": "down", "error": type(exc).__name__}
         results[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
+        READY_CHECK.labels(name).set(1 if results[name]["status"] == "ok" else 0)
+    READY.set(1 if ready else 0)
     body = {"status": "ok" if ready else "unavailable", "checks": results}
     if results["database"]["status"] == "ok":
         for name, report in _reports.items():
@@ -99,6 +101,13 @@ def _recent_readiness() -> dict:
         if _last is None or time.monotonic() - _last[0] >= settings.READYZ_CACHE_SECONDS:
             _last = (time.monotonic(), _readiness())
         return _last[1]
+
+
+@on_scrape
+def _readiness_scrape() -> None:
+    """Every scrape exports readiness (`ordertrack_ready`), checked at most once every
+    READYZ_CACHE_SECONDS as for /readyz, so an alert needs no probe of its own."""
+    _recent_readiness()
 
 
 def readyz(request):

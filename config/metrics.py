@@ -1,9 +1,13 @@
 """`GET /metrics`: every metric in the Prometheus exposition format.
 
 Request, response and latency metrics (`django_http_*`) come from django-prometheus's
-middleware pair. The apps define their own metrics (the `ordertrack_*` ones are in
-`history.metrics`) and register a hook with `on_scrape` to refresh the gauges they compute
-from the database.
+middleware pair; its latency histogram has the view and method but not the status, so the
+second of the pair is subclassed here to add `ordertrack_http_request_duration_seconds{view,
+method, status}` (a slow 500 and a fast 200 of one view are then told apart). /readyz's
+result is exported too (`ordertrack_ready`, `ordertrack_ready_check{check}`, set by
+config.health on every readiness check and scrape). The apps define their own metrics (the
+`ordertrack_*` ones are in `history.metrics`) and register a hook with `on_scrape` to
+refresh the gauges they compute from the database.
 
 Multiprocess mode: prometheus_client switches to it when PROMETHEUS_MULTIPROC_DIR is set
 before it is imported (gunicorn with several workers, Celery workers); every process then
@@ -19,11 +23,33 @@ import prometheus_client
 from django.conf import settings
 from django.http import HttpResponse
 from django.views.decorators.http import require_safe
-from prometheus_client import CollectorRegistry
+from django_prometheus import middleware as django_prometheus
+from django_prometheus.utils import TimeSince
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
 _scrape_hooks: list[Callable[[], None]] = []
+
+HTTP_REQUEST_DURATION = Histogram(
+    "ordertrack_http_request_duration_seconds",
+    "Time from the request entering the middleware stack to its response, by view name, "
+    "method and status code.",
+    ["view", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+# Set by whichever process last checked readiness (config.health), as the other gauges.
+READY = Gauge(
+    "ordertrack_ready",
+    "1 when the last readiness check (/readyz) passed, 0 when it failed.",
+    multiprocess_mode="livemostrecent",
+)
+READY_CHECK = Gauge(
+    "ordertrack_ready_check",
+    "1 when the readiness check passed at its last run, 0 when it failed, by check.",
+    ["check"],
+    multiprocess_mode="livemostrecent",
+)
 
 
 def on_scrape(hook: Callable[[], None]) -> Callable[[], None]:
@@ -83,3 +109,22 @@ def metrics_view(request):
     response = HttpResponse(encode(registry()), content_type=content_type)
     response["Cache-Control"] = "no-store"
     return response
+
+
+_durations: dict[tuple[str, str, int], object] = {}
+
+
+class PrometheusAfterMiddleware(django_prometheus.PrometheusAfterMiddleware):
+    """django-prometheus's last middleware, plus `ordertrack_http_request_duration_seconds`
+    measured from the same start (its `process_request`)."""
+
+    def process_response(self, request, response):
+        response = super().process_response(request, response)
+        started = getattr(request, "prometheus_after_middleware_event", None)
+        if started is not None:
+            key = (self._get_view_name(request), self._method(request), response.status_code)
+            child = _durations.get(key)
+            if child is None:  # `labels()` takes a lock and validates: once per series
+                child = _durations[key] = HTTP_REQUEST_DURATION.labels(*key[:2], str(key[2]))
+            child.observe(TimeSince(started))
+        return response

@@ -17,6 +17,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 
 from config.api.throttling import failed_authentication_count
+from config.logging import user_bind
 from config.models import ApiToken
 from config.token_cache import token_cache_fill, token_cache_read
 from config.tokens import AuthenticatedToken, digest_matches, token_parse
@@ -143,10 +144,12 @@ class ApiTokenAuthentication(BaseAuthentication):
             failed_authentication_count(request)
             raise AuthenticationFailed("Invalid token.") from exc
         try:
-            return token_authenticate(key)
+            user, token = token_authenticate(key)
         except AuthenticationFailed:
             failed_authentication_count(request)
             raise
+        user_bind(user)  # the log lines from here on carry the user (config.logging)
+        return user, token
 
     def authenticate_header(self, request) -> str:
         return self.keyword

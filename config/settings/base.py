@@ -3,6 +3,7 @@ environment or a `.env` file; with nothing set the project runs on the embedded 
 (an embedded PostgreSQL server under var/postgres, no Redis: the order cache is off, a
 filesystem broker) and needs nothing but Python."""
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -12,6 +13,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from config import embedded_postgres
+from config.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -37,6 +39,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "drf_standardized_errors",
     "django_prometheus",
+    "django_structlog",
     "csp",
     "axes",
     # The ground (roles, API plumbing) is an app for its one model, the API tokens.
@@ -50,6 +53,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.middleware.CorrelationIdMiddleware",
+    # The log context and the `request_finished` line (config/logging.py), for every request.
+    "config.logging.RequestLogMiddleware",
     "config.middleware.BodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -69,7 +74,8 @@ if METRICS_HTTP:
     MIDDLEWARE = [
         "django_prometheus.middleware.PrometheusBeforeMiddleware",
         *MIDDLEWARE,
-        "django_prometheus.middleware.PrometheusAfterMiddleware",
+        # django-prometheus's, plus a latency histogram by view, method and status.
+        "config.metrics.PrometheusAfterMiddleware",
     ]
 
 # Content-Security-Policy (django-csp): scripts from this origin only, so no injected inline
@@ -365,18 +371,17 @@ AXES_RESET_ON_SUCCESS = True
 # The client address as the rate limits see it (NUM_PROXIES).
 AXES_CLIENT_IP_CALLABLE = "config.api.throttling.client_ip"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "django.request": {"level": "ERROR"},
-        # Not its start-up banner in every command's output; failed logins still are logged.
-        "axes.apps": {"level": "WARNING"},
-    },
-}
+# Logs (config/logging.py): human-readable lines by default (`make run`), one JSON object a
+# line with LOG_FORMAT=json (production), each with the request id, user, trace and span ids.
+LOG_FORMAT = env("LOG_FORMAT", default="console")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=env("LOG_LEVEL", default="INFO"))
+# django-structlog: one `request_finished` line a request (with its status and duration), one
+# `task_succeeded`/`task_failed` a task, the context carried into the tasks a request queues;
+# the client address is ours (NUM_PROXIES), not guessed by ipware.
+DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+DJANGO_STRUCTLOG_CELERY_TASK_START_LOG_LEVEL = logging.DEBUG
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
 
 # Outbox relay (history/relay.py).
 EVENT_SOURCE = env("EVENT_SOURCE", default="/ordertrack")

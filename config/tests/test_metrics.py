@@ -409,3 +409,74 @@ def test_audit_source_enum_and_string_share_one_series():
 
     # then
     assert value("ordertrack_adjustments_total", source="admin", kind="order") == before + 3
+
+
+# --- per endpoint, readiness ----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_request_latency_is_observed_by_view_method_and_status(api, make_order):
+    # given
+    order = make_order()
+    series = dict(view="order-detail", method="GET")
+    before = {
+        status: value("ordertrack_http_request_duration_seconds_count", **series, status=status)
+        for status in ("200", "404")
+    }
+
+    # when: one found, two not found (an id no order has)
+    assert api.get(f"/api/v1/orders/{order.pk}/").status_code == 200
+    for _ in range(2):
+        assert api.get(f"/api/v1/orders/{order.pk + 1000}/").status_code == 404
+
+    # then: one series per status, in the scrape, with buckets to take quantiles from
+    samples = scrape()
+    count = "ordertrack_http_request_duration_seconds_count"
+    labels = lambda status: tuple(sorted({**series, "status": status}.items()))  # noqa: E731
+    assert samples[(count, labels("200"))] - before["200"] == 1
+    assert samples[(count, labels("404"))] - before["404"] == 2
+    inf = tuple(sorted({**series, "status": "200", "le": "+Inf"}.items()))
+    assert samples[("ordertrack_http_request_duration_seconds_bucket", inf)] >= 1
+    assert samples[("ordertrack_http_request_duration_seconds_sum", labels("200"))] > 0
+    # django-prometheus's own series are still there
+    assert value(
+        "django_http_responses_total_by_status_view_method_total", **series, status="404"
+    ) >= 2
+
+
+@pytest.mark.django_db
+def test_an_unresolved_path_is_one_series_not_one_per_path():
+    # when
+    for path in ("/nothing-here", "/nor-here"):
+        Client().get(path)
+
+    # then
+    assert (
+        value(
+            "ordertrack_http_request_duration_seconds_count",
+            view="<unnamed view>",
+            method="GET",
+            status="404",
+        )
+        >= 2
+    )
+
+
+@pytest.mark.django_db
+def test_the_scrape_reports_readiness_and_each_check(settings):
+    # when: ready
+    samples = scrape()
+
+    # then
+    assert samples[("ordertrack_ready", ())] == 1
+    for check in ("database", "cache", "broker", "partitions"):
+        assert samples[("ordertrack_ready_check", (("check", check),))] == 1, check
+
+    # when: the broker is unreachable (nothing listens on port 1)
+    settings.EVENT_BUS_URL = "amqp://guest:guest@127.0.0.1:1//"
+    samples = scrape()
+
+    # then
+    assert samples[("ordertrack_ready", ())] == 0
+    assert samples[("ordertrack_ready_check", (("check", "broker"),))] == 0
+    assert samples[("ordertrack_ready_check", (("check", "database"),))] == 1

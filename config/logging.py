@@ -1,0 +1,200 @@
+"""Logs: one configuration for every process (gunicorn, the Celery worker and beat, the
+relay and consumer commands), human-readable on a console by default, one JSON object a
+line with LOG_FORMAT=json.
+
+Every line, ours and the libraries' (`logging.getLogger` lines too), carries what is bound
+to the context when it is written:
+
+- `request_id`: the request's correlation id (config.middleware.CorrelationIdMiddleware:
+  the caller's `X-Request-ID` when sane, else a new one), the one the ledger stores and the
+  response echoes; in a Celery task, the id of the request that queued it;
+- `user_id` (the user's pk; with an API token from the moment DRF authenticated it), `ip`;
+- `trace_id`, `span_id`: the current OpenTelemetry span's, when one is recording
+  (config/tracing.py);
+- `view` and the ids in its URL (`order_id`, `transfer_id`, ...); `event_id`, `event_type`
+  and the aggregate (`order_id`, `stock_level`, ...) where one event is concerned (the
+  relay, the consumers); `task`, `task_id` in a Celery task.
+
+Why structlog with django-structlog rather than the standard library with a JSON formatter:
+the fields above live in the context (contextvars), not in each call, so the thousands of
+existing `logger.info(...)` lines get them without a change, and the context has to follow a
+request into the Celery tasks it queues. django-structlog does both (its request middleware
+binds and clears the context and writes the `request_finished` line; its Celery receivers
+carry the context in the task headers and bind `task_id`), structlog's ProcessorFormatter
+renders the standard library's records and its own through one chain, and both are well
+kept (DESIGN.md §9). What we add is small: our correlation id and trusted client address
+instead of django-structlog's own, the user of an API token, the view's ids, the span ids.
+"""
+
+import sys
+import time
+from contextlib import contextmanager
+
+import orjson
+import structlog
+from django.dispatch import receiver
+from django_structlog import signals as request_signals
+from django_structlog.middlewares import RequestMiddleware
+
+try:  # the API package only; config/tracing.py installs the SDK that records spans
+    from opentelemetry import trace as otel_trace
+except ImportError:  # pragma: no cover - opentelemetry-api is a dependency
+    otel_trace = None
+
+FORMATS = ("console", "json")
+
+
+def _trace_ids(logger, method_name: str, event_dict: dict) -> dict:
+    """`trace_id` and `span_id` (W3C hex) of the span current where the line is written."""
+    if otel_trace is not None:
+        context = otel_trace.get_current_span().get_span_context()
+        if context.is_valid:
+            event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+            event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    return event_dict
+
+
+def _dumps(value, **kwargs) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+# Run on every line, a structlog one or a standard library record ("foreign").
+_SHARED = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    _trace_ids,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def _formatter(fmt: str) -> dict:
+    if fmt == "json":
+        render = [
+            structlog.processors.format_exc_info,
+            # "message", not structlog's "event": an event here is an outbox event.
+            structlog.processors.EventRenamer("message"),
+            structlog.processors.JSONRenderer(serializer=_dumps),
+        ]
+    else:
+        render = [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+    return {
+        "()": structlog.stdlib.ProcessorFormatter,
+        "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render],
+        # A standard library record's `extra={...}` becomes fields too.
+        "foreign_pre_chain": [*_SHARED, structlog.stdlib.ExtraAdder()],
+    }
+
+
+def logging_config(*, fmt: str, level: str) -> dict:
+    """The LOGGING setting (config/settings/base.py), and structlog's own configuration."""
+    if fmt not in FORMATS:
+        raise ValueError(f"LOG_FORMAT is {fmt!r}; it is one of {', '.join(FORMATS)}.")
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_SHARED,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {name: _formatter(name) for name in FORMATS},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": fmt}},
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            # Its 5xx lines repeat request_finished's, with the traceback: kept. Its 4xx
+            # warnings are request_finished's too: left out.
+            "django.request": {"level": "ERROR"},
+            # Not its start-up banner in every command's output; failed logins still are logged.
+            "axes.apps": {"level": "WARNING"},
+        },
+    }
+
+
+def bind(**fields) -> None:
+    """Add fields to every line written from here until the context is cleared (at the end
+    of the request or task)."""
+    structlog.contextvars.bind_contextvars(**fields)
+
+
+@contextmanager
+def bound(**fields):
+    """Fields on every line written inside the block."""
+    with structlog.contextvars.bound_contextvars(**fields):
+        yield
+
+
+def event_fields(
+    *,
+    event_id,
+    event_type: str = "",
+    aggregate_type: str = "",
+    aggregate_id="",
+    correlation_id: str = "",
+) -> dict:
+    """The fields of a line about one event: its id and type, its aggregate under the name
+    the rest of the logs use (`order_id`, `stock_level` for a stock level's `SKU@LOCATION`,
+    `<type>_id` otherwise), and the id of the request that caused it."""
+    fields = {"event_id": str(event_id)}
+    if event_type:
+        fields["event_type"] = event_type
+    if aggregate_type:
+        key = "stock_level" if aggregate_type == "stock" else f"{aggregate_type}_id"
+        fields[key] = aggregate_id
+    if correlation_id:
+        fields["request_id"] = correlation_id
+    return fields
+
+
+# URL parameters bound under another name (`code` would shadow request_finished's status).
+_URL_FIELDS = {"sku": "sku", "code": "location"}
+
+
+class RequestLogMiddleware(RequestMiddleware):
+    """django-structlog's request middleware (the context, the `request_finished` line),
+    placed early so that every request gets its line (a 413 too), plus what is known once
+    the URL is resolved: the session's user, the view's name and the ids in its URL."""
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        self.bind_user_id(request)
+        match = request.resolver_match
+        fields = {"view": match.view_name} if match and match.view_name else {}
+        for name, value in view_kwargs.items():
+            if name.endswith("_id"):
+                fields[name] = value
+            elif name in _URL_FIELDS:
+                fields[_URL_FIELDS[name]] = value
+        if fields:
+            structlog.contextvars.bind_contextvars(**fields)
+
+
+@receiver(request_signals.bind_extra_request_metadata)
+def _request_bind(sender, request, logger, log_kwargs, **kwargs) -> None:
+    from config.api.throttling import client_ip
+
+    request._log_started = time.perf_counter()
+    fields = {"ip": client_ip(request)}
+    correlation_id = getattr(request, "correlation_id", None)
+    if correlation_id:  # the ledger's id, not django-structlog's own
+        fields["request_id"] = correlation_id
+    structlog.contextvars.bind_contextvars(**fields)
+
+
+@receiver(request_signals.bind_extra_request_finished_metadata)
+def _request_finished(sender, request, logger, response, log_kwargs, **kwargs) -> None:
+    started = getattr(request, "_log_started", None)
+    if started is not None:
+        log_kwargs["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
+
+
+def user_bind(user) -> None:
+    """Called by the API token authentication: DRF authenticates inside the view, after
+    django-structlog's middleware bound the (anonymous) session user."""
+    structlog.contextvars.bind_contextvars(user_id=user.pk)
