@@ -90,6 +90,16 @@ bench-profile: $(BENCH_STAMP)
 bench-audit: $(BENCH_STAMP)
 	$(BIN)/python -m bench.audit $(BENCH_ARGS)
 
+.PHONY: bench-scale
+# Do writes, history pages, as_of, the export, the relay claim and partition maintenance stay
+# flat as the order ledger grows (bench/README.md)? Fills its own database,
+# ordertrack_bench_scale, with COPY to 1, 10 and 30 million rows over 36 monthly partitions,
+# measures in-process at each size, prints each figure's ratio to the first size's, writes
+# bench/results/scale-<timestamp>.json and .png; drops the database at the end (--keep).
+# e.g. BENCH_ARGS='--sizes 0.1,0.3' for a quick try.
+bench-scale: $(BENCH_STAMP)
+	$(BIN)/python -m bench.scale $(BENCH_ARGS)
+
 # Pin every package again from pyproject.toml (after changing a dependency there).
 COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links
