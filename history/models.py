@@ -494,3 +494,80 @@ class AccessLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.target}"
+
+
+class LedgerArchive(models.Model):
+    """One month of one ledger written to a compressed file and read back (history.archive):
+    the registry the owner's `history_ledger_archive_drop` consults before it detaches and
+    drops that month's partition, and `verify_ledger` before it trusts the file. A row is
+    inserted only once its file was verified; `dropped_at` and `restored_at` are set by the
+    owner's functions (history migration 0018), and a trigger lets nothing else change."""
+
+    ledger = models.CharField(max_length=8, choices=LedgerKind)
+    month = models.DateField(help_text="The month's first day (UTC).")
+    file_name = models.CharField(max_length=200, help_text="In LEDGER_ARCHIVE_DIR.")
+    manifest_name = models.CharField(max_length=200)
+    sha256 = models.CharField(max_length=64, help_text="Of the file, hex.")
+    manifest_sha256 = models.CharField(max_length=64)
+    row_count = models.PositiveBigIntegerField()
+    # SHA-256 of the rows' chain hashes concatenated in id order: what the drop function
+    # recomputes from the partition, so it drops only the rows that were archived.
+    rows_digest = models.BinaryField(max_length=32)
+    first_id = models.BigIntegerField(null=True)
+    last_id = models.BigIntegerField(null=True)
+    first_occurred_at = models.DateTimeField(null=True)
+    last_occurred_at = models.DateTimeField(null=True)
+    archived_at = models.DateTimeField()
+    dropped_at = models.DateTimeField(null=True, blank=True)
+    restored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "ledger archive"
+        ordering = ["month", "ledger", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["ledger", "month"],
+                condition=models.Q(restored_at__isnull=True),
+                name="ledger_archive_one_per_month",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(restored_at__isnull=True) | models.Q(dropped_at__isnull=False),
+                name="ledger_archive_restored_after_drop",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ledger} ledger {self.month:%Y-%m} ({self.row_count} rows)"
+
+
+class LedgerArchiveHead(models.Model):
+    """Where one order's (stock level's) hash chain stands at the end of its rows in an
+    archived month, and its running state, so that replay and chain checks go on from here
+    without reading the archive. Usually one per aggregate and month; more when the
+    aggregate's rows of that month are not consecutive in its chain (a command that took
+    its time before a month's end, committed after one of the next month)."""
+
+    archive = models.ForeignKey(LedgerArchive, on_delete=models.PROTECT, related_name="heads")
+    aggregate_id = models.BigIntegerField(help_text="The order id, or the product id.")
+    location_id = models.BigIntegerField(null=True, help_text="Stock levels only.")
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    rows = models.PositiveIntegerField()
+    prev_hash = models.BinaryField(max_length=32, help_text="What the first row links to.")
+    hash = models.BinaryField(max_length=32, help_text="The last row's hash.")
+    first_version = models.PositiveIntegerField()
+    version = models.PositiveIntegerField()
+    before = models.JSONField(help_text="The state the first rows continue from.")
+    after = models.JSONField(help_text="The state after the last row.")
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["aggregate_id", "location_id", "first_id"],
+                name="archive_head_aggregate_idx",
+            ),
+            models.Index(fields=["archive", "first_id"], name="archive_head_archive_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.aggregate_id} v{self.version} in {self.archive_id}"

@@ -17,7 +17,7 @@ import base64
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -126,16 +126,23 @@ def public_key_document() -> dict:
 # --- Sealing ------------------------------------------------------------------------------------
 
 
-def _batch_hashes(previous: str, current: str) -> list[bytes]:
+def _batch_hashes(
+    previous: str, current: str, archived: Mapping[str, str] | None = None
+) -> list[bytes]:
     """The chain hashes of the rows committed after snapshot `previous` and by `current`,
-    in log order."""
+    in log order. `archived` names, per ledger table, a table of (id, txid, hash) of its
+    archived rows to count in (history.archive.archive_problems)."""
     where, params = committed_between_sql(previous, current)
     hashes: list[bytes] = []
     with connection.cursor() as cursor:
         for ledger in LEDGERS:
-            cursor.execute(
-                f"SELECT hash FROM {ledger._meta.db_table} WHERE {where} ORDER BY id", params
-            )
+            table = ledger._meta.db_table
+            if archived and table in archived:
+                table = (
+                    f"(SELECT id, txid, hash FROM {table} UNION ALL "
+                    f"SELECT id, txid, hash FROM {archived[table]}) AS rows"
+                )
+            cursor.execute(f"SELECT hash FROM {table} WHERE {where} ORDER BY id", params)
             hashes.extend(bytes(row[0]) for row in cursor.fetchall())
     return hashes
 
@@ -286,10 +293,10 @@ def entry_proof(*, entry_hash: bytes, txid: int) -> EntryProof | None:
 # --- Verification ---------------------------------------------------------------------------
 
 
-def seal_problems() -> Iterator[str]:
-    """Rebuild every seal from the rows in the ledgers now and say where they differ: rows
-    sealed then and missing, changed or added now; a seal edited, unlinked from the one
-    before, or whose signature fails."""
+def seal_problems(*, archived: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Rebuild every seal from the rows in the ledgers now (and in `archived`, see
+    _batch_hashes) and say where they differ: rows sealed then and missing, changed or
+    added now; a seal edited, unlinked from the one before, or whose signature fails."""
     key = signing_key()
     previous: LedgerSeal | None = None
     frontier: list[bytes] = []
@@ -299,7 +306,9 @@ def seal_problems() -> Iterator[str]:
         if seal.number != expected:
             yield f"{name}: seal {expected} is missing before it"
         start = previous.tree_size if previous else 0
-        hashes = _batch_hashes(previous.snapshot if previous else NOTHING_SEEN, seal.snapshot)
+        hashes = _batch_hashes(
+            previous.snapshot if previous else NOTHING_SEEN, seal.snapshot, archived
+        )
         if len(hashes) != seal.batch_size or start + seal.batch_size != seal.tree_size:
             change = "deleted" if len(hashes) < seal.batch_size else "added"
             yield (

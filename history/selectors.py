@@ -25,6 +25,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.sql import fetch_all
+from history.archive import ArchivedRun
 from history.models import (
     DailyChangeCounts,
     LedgerKind,
@@ -129,6 +130,9 @@ def order_replay(entries: Iterable[OrderLedgerEntry], *, order_id: int) -> Repla
     `quantity_before` does not continue from the previous row, or a version gap."""
     state = ReplayedOrder(order_id=order_id)
     for entry in entries:
+        if isinstance(entry, ArchivedRun):
+            _order_replay_archived(state, entry)
+            continue
         if entry.version not in (state.version, state.version + 1):
             state.problems.append(f"version jumps from {state.version} to {entry.version}")
         previous = state.quantities.get(entry.sku, 0)
@@ -146,6 +150,26 @@ def order_replay(entries: Iterable[OrderLedgerEntry], *, order_id: int) -> Repla
         elif entry.event_type == OrderEventType.FULFILLED:
             state.status = "fulfilled"
     return state
+
+
+def _order_replay_archived(state: ReplayedOrder, run: ArchivedRun) -> None:
+    """An archived month's rows of the order, from the heads its archive registered: they
+    must continue from the state so far, and leave it as they did."""
+    if run.first_version not in (state.version, state.version + 1):
+        state.problems.append(
+            f"version jumps from {state.version} to {run.first_version} ({run.span})"
+        )
+    for sku, before in run.before.items():
+        previous = state.quantities.get(sku, 0)
+        if before != previous:
+            state.problems.append(
+                f"v{run.first_version} {sku}: before={before} ({run.span}), but the ledger "
+                f"had {previous}"
+            )
+    state.quantities.update(run.after["lines"])
+    state.version = run.version
+    if run.after["status"]:
+        state.status = run.after["status"]
 
 
 class _ReplayRow(NamedTuple):
@@ -349,6 +373,9 @@ def stock_replay(rows: Iterable) -> dict[tuple[int, int], ReplayedStock]:
         state = places.get(key)
         if state is None:
             state = places[key] = ReplayedStock(*key, entry.sku, entry.location_code)
+        if isinstance(entry, ArchivedRun):
+            _stock_replay_archived(state, entry)
+            continue
         if entry.version != state.version + 1:
             state.problems.append(f"version jumps from {state.version} to {entry.version}")
         for name in STOCK_QUANTITIES:
@@ -364,6 +391,24 @@ def stock_replay(rows: Iterable) -> dict[tuple[int, int], ReplayedStock]:
         state.version = entry.version
         state.movements += 1
     return places
+
+
+def _stock_replay_archived(state: ReplayedStock, run: ArchivedRun) -> None:
+    """An archived month's movements of the level, from the heads its archive registered."""
+    if run.first_version != state.version + 1:
+        state.problems.append(
+            f"version jumps from {state.version} to {run.first_version} ({run.span})"
+        )
+    for name in STOCK_QUANTITIES:
+        previous = getattr(state, name)
+        if run.before[name] != previous:
+            state.problems.append(
+                f"v{run.first_version}: {run.span} start from {name} {run.before[name]}, the "
+                f"ledger had {previous}"
+            )
+        setattr(state, name, run.after[name])
+    state.version = run.version
+    state.movements += run.rows
 
 
 PARTITIONED_TABLES = (

@@ -17,6 +17,8 @@ from history.models import (
     ConsumedEvent,
     IdempotencyRecord,
     Instance,
+    LedgerArchive,
+    LedgerArchiveHead,
     LedgerSeal,
     OrderLedgerEntry,
     OutboxEvent,
@@ -137,6 +139,8 @@ def access_log_record(
 PARTITION_FUNCTIONS = (
     "history_partitions_ensure(integer, timestamptz)",
     "history_outbox_partitions_drop(timestamptz)",
+    "history_ledger_archive_drop(bigint)",
+    "history_ledger_archive_restore(bigint)",
 )
 
 APPEND_ONLY_TABLES = (
@@ -144,17 +148,20 @@ APPEND_ONLY_TABLES = (
     StockLedgerEntry._meta.db_table,
     AccessLogEntry._meta.db_table,
     LedgerSeal._meta.db_table,
+    LedgerArchive._meta.db_table,
+    LedgerArchiveHead._meta.db_table,
 )
 
 
 def runtime_role_grant(*, role: str) -> None:
     """Give the role the application runs as exactly what it needs, and no more: read and
     write the state tables, only INSERT and SELECT on the append-only ones (the ledgers,
-    the seals, the access log), read the migration record, use the sequences. It owns
-    nothing, so it can neither TRUNCATE nor disable a trigger. The partitioned tables are
-    reached through their parents only (nothing on a partition itself), and partitions are
-    made and dropped by the owner's two functions, which it may execute. Run as the tables'
-    owner, after every migration (history.apps)."""
+    the seals, the access log, the ledger archive's registry and heads), read the migration
+    record, use the sequences. It owns nothing, so it can neither TRUNCATE nor disable a
+    trigger. The partitioned tables are reached through their parents only (nothing on a
+    partition itself), and partitions are made and dropped by the owner's functions, which
+    it may execute (history migrations 0017 and 0018). Run as the tables' owner, after
+    every migration (history.apps)."""
     name = sql.Identifier(role)
     ledgers = sql.SQL(", ").join(sql.Identifier(table) for table in APPEND_ONLY_TABLES)
     statements = [

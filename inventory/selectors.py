@@ -1,3 +1,4 @@
+import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -22,8 +23,10 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from config.errors import NotFound
+from history.archive import archived_chain_rows, archived_runs
 from history.chain import STOCK_FIELDS, stock_entry_hash
 from history.models import (
+    LedgerKind,
     OrderLedgerEntry,
     SkuDailyAdjustments,
     SkuDemand,
@@ -375,6 +378,12 @@ def _stock_drift(check_totals: bool, chunk_size: int) -> Iterator[StockDrift]:
         )
         .iterator(chunk_size=chunk_size)
     )
+    # An archived month's movements continue from the heads the archive registered.
+    entries = heapq.merge(
+        entries,
+        (run for _, run in archived_runs(LedgerKind.STOCK)),
+        key=lambda e: (e.product_id, e.location_id, e.id),
+    )
     replays = (
         stock_replay(group)[key]
         for key, group in groupby(entries, key=lambda e: (e.product_id, e.location_id))
@@ -470,7 +479,15 @@ def stock_chain_problems(
             wanted |= Q(product_id=product_id, location_id=location_id)
         levels, entries = levels.filter(wanted), entries.filter(wanted)
     heads = levels.values_list("product_id", "location_id", "ledger_head").iterator(2000)
-    rows = ledger_rows(entries, key=["product_id", "location_id"], fields=STOCK_FIELDS)
+    archived = archived_chain_rows(LedgerKind.STOCK)
+    if places is not None:
+        wanted_places = set(places)
+        archived = (r for r in archived if (r["product_id"], r["location_id"]) in wanted_places)
+    rows = heapq.merge(
+        ledger_rows(entries, key=["product_id", "location_id"], fields=STOCK_FIELDS),
+        archived,
+        key=itemgetter("product_id", "location_id", "id"),
+    )
     yield from chains_problems(
         (((product, location), head) for product, location, head in heads),
         groupby(rows, key=itemgetter("product_id", "location_id")),

@@ -1,3 +1,4 @@
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -9,8 +10,9 @@ from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from config.api.formats import api_datetime
 from config.errors import NotFound
 from config.sql import fetch_all
+from history.archive import archived_chain_rows, archived_runs
 from history.chain import ORDER_FIELDS, order_entry_hash
-from history.models import OrderLedgerEntry, OrderSnapshot, StockLedgerEntry
+from history.models import LedgerKind, OrderLedgerEntry, OrderSnapshot, StockLedgerEntry
 from history.seals import NO_LEDGER_ROWS, chain_proof
 from history.selectors import order_replay
 from history.verification import chains_problems, ledger_rows
@@ -85,11 +87,15 @@ def order_ledger_drift(*, chunk_size: int = 1000, check_snapshots: bool = True) 
     order_ids = list(Order.objects.order_by("id").values_list("id", flat=True))
     for start in range(0, len(order_ids), chunk_size):
         chunk = order_ids[start : start + chunk_size]
-        entries: dict[int, list[OrderLedgerEntry]] = defaultdict(list)
+        entries: dict[int, list] = defaultdict(list)
         for entry in OrderLedgerEntry.objects.filter(order_id__in=chunk).order_by(
             "order_id", "version", "id"
         ):
             entries[entry.order_id].append(entry)
+        # An archived month's rows continue from the heads the archive registered.
+        for order_id, run in archived_runs(LedgerKind.ORDER, aggregates=chunk):
+            entries[order_id].append(run)
+            entries[order_id].sort(key=_replay_order)
         lines: dict[int, dict[str, int]] = defaultdict(dict)
         for order_id, sku, quantity in OrderLine.objects.filter(order_id__in=chunk).values_list(
             "order_id", "product__sku", "quantity"
@@ -113,6 +119,10 @@ def order_ledger_drift(*, chunk_size: int = 1000, check_snapshots: bool = True) 
                 snapshots.get(order_id),
                 check_snapshots,
             )
+
+
+def _replay_order(entry) -> tuple[int, int]:
+    return (getattr(entry, "first_version", entry.version), entry.id)
 
 
 def _order_drift(replayed, lines, order_row, snapshot, check_snapshots) -> Iterator[Drift]:
@@ -157,7 +167,11 @@ def order_chain_problems(*, order_ids: Iterable[int] | None = None) -> Iterator[
         order_ids = list(order_ids)
         orders, entries = orders.filter(id__in=order_ids), entries.filter(order_id__in=order_ids)
     fields = [name for name in ORDER_FIELDS if name != "order_id"]
-    rows = ledger_rows(entries, key=["order_id"], fields=fields)
+    rows = heapq.merge(
+        ledger_rows(entries, key=["order_id"], fields=fields),
+        archived_chain_rows(LedgerKind.ORDER, aggregates=order_ids),
+        key=itemgetter("order_id", "id"),
+    )
     yield from chains_problems(
         orders.values_list("id", "ledger_head").iterator(2000),
         groupby(rows, key=itemgetter("order_id")),

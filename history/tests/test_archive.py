@@ -1,0 +1,393 @@
+"""The ledger archive (history.archive): old months written to verified files, then dropped;
+the database's own guard on the drop; restore; verify_ledger across archives; and a crash
+at every step (a real SIGKILL) that a second run finishes."""
+
+import gzip
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+
+from history.archive import STEPS
+from history.audit import Audit
+from history.models import (
+    LedgerArchive,
+    OrderLedgerEntry,
+    Source,
+    StockLedgerEntry,
+)
+from history.seals import ledger_seal
+from history.services import partitions_ensure
+from inventory.services import location_create, stock_adjust, stock_receive
+from orders.management.commands.seed_demo import _clock
+from orders.services import order_adjust, order_set_quantities
+from tests import database
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+AUDIT = Audit(actor="clerk", source=Source.SYSTEM, reason="test", reason_code="correction")
+LEDGERS = (OrderLedgerEntry._meta.db_table, StockLedgerEntry._meta.db_table)
+
+
+def _month(offset: int) -> datetime:
+    today = datetime.now(UTC)
+    index = today.year * 12 + today.month - 1 + offset
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+def _yyyymm(offset: int) -> str:
+    return f"{_month(offset):%Y-%m}"
+
+
+def _partition(table: str, offset: int) -> str:
+    return f"{table}_p{_month(offset):%Y%m}"
+
+
+def _exists(relation: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [relation])
+        return cursor.fetchone()[0]
+
+
+def _owner(sql: str, params=()) -> list:
+    with psycopg.connect(
+        **database.owner_dsn(), dbname=connection.settings_dict["NAME"], autocommit=True
+    ) as owner:
+        cursor = owner.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _verify() -> tuple[int, str]:
+    out = io.StringIO()
+    try:
+        call_command("verify_ledger", "--skip-snapshots", stdout=out)
+    except SystemExit as exit_:
+        return exit_.code, out.getvalue()
+    return 0, out.getvalue()
+
+
+def _fingerprint() -> dict:
+    """Every ledger row's id and hash, in the database or in an archive (for 'nothing is
+    lost'): read from the database plus the archive files."""
+    rows = {}
+    for table in LEDGERS:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id, encode(hash, 'hex') FROM {table}")
+            rows[table] = dict(cursor.fetchall())
+    for archive in LedgerArchive.objects.filter(dropped_at__isnull=False, restored_at__isnull=True):
+        table = LEDGERS[0] if archive.ledger == "order" else LEDGERS[1]
+        with gzip.open(settings.LEDGER_ARCHIVE_DIR / archive.file_name, "rt") as file:
+            lines = file.read().splitlines()
+        header = lines[0].split(",")
+        for line in lines[1:]:
+            values = dict(zip(header, line.split(","), strict=False))
+            rows[table][int(values["id"])] = values["hash"].removeprefix("\\x")
+    return rows
+
+
+@pytest.fixture
+def archive_dir(settings, tmp_path):
+    settings.LEDGER_ARCHIVE_DIR = tmp_path / "archive"
+    return settings.LEDGER_ARCHIVE_DIR
+
+
+@pytest.fixture
+def history(archive_dir, make_order, product, other_product):
+    """An order and a stock level with rows three months ago, two months ago and this
+    month, sealed between the months and at the end."""
+    partitions_ensure(months_ahead=3, since=_month(-3))
+    location_create(code="WH-A", name="Archive")
+    with _clock(_month(-3) + timedelta(days=2, hours=5)):
+        order = make_order(lines={product.sku: 10, other_product.sku: 5})
+        order_set_quantities(order_id=order.pk, quantities={product.sku: 12}, audit=AUDIT)
+        stock_receive(sku=product.sku, location="WH-A", quantity=50, audit=AUDIT)
+    ledger_seal()
+    with _clock(_month(-2) + timedelta(days=27, hours=23)):
+        order_adjust(order_id=order.pk, deltas={other_product.sku: 3}, audit=AUDIT)
+        stock_adjust(sku=product.sku, location="WH-A", delta=-4, audit=AUDIT)
+    ledger_seal()
+    order_adjust(order_id=order.pk, deltas={product.sku: -2}, audit=AUDIT)
+    stock_receive(sku=product.sku, location="WH-A", quantity=7, audit=AUDIT)
+    ledger_seal()
+    return order
+
+
+# --- archiving --------------------------------------------------------------------------------
+
+
+def test_old_months_are_archived_verified_and_dropped_and_verify_ledger_goes_on(history):
+    # given
+    before = _fingerprint()
+    out = io.StringIO()
+
+    # when
+    call_command("ledger_archive", "--before", _yyyymm(-1), stdout=out)
+
+    # then: both ledgers' two old months are gone from the database, into files
+    for table in LEDGERS:
+        assert not _exists(_partition(table, -3))
+        assert not _exists(_partition(table, -2))
+        assert _exists(_partition(table, -1)) and _exists(_partition(table, 0))
+    assert OrderLedgerEntry.objects.count() == 1
+    assert StockLedgerEntry.objects.count() == 1
+    assert LedgerArchive.objects.filter(dropped_at__isnull=False).count() == 4
+    assert out.getvalue().count("partition dropped") == 4
+    assert _fingerprint() == before
+    # the manifest names the month, its rows and where each chain stands at its end
+    archive = LedgerArchive.objects.get(ledger="order", month=_month(-3).date())
+    manifest = json.loads((settings.LEDGER_ARCHIVE_DIR / archive.manifest_name).read_text())
+    assert (manifest["ledger"], manifest["month"], manifest["rows"]) == ("order", _yyyymm(-3), 3)
+    assert manifest["sha256"] == archive.sha256
+    (head,) = manifest["heads"]
+    assert head["aggregate"] == [history.pk]
+    assert (head["first_version"], head["version"], head["rows"]) == (1, 2, 3)
+    assert head["prev_hash"] == "00" * 32
+    assert head["after"] == {"lines": {"SKU-1": 12, "SKU-2": 5}, "status": None}
+    # and verify_ledger checks the archives and continues every chain, replay and seal
+    code, output = _verify()
+    assert code == 0, output
+    assert "OK: all 4 archived ledger month(s) verify" in output
+    # nothing left to do
+    again = io.StringIO()
+    call_command("ledger_archive", "--before", _yyyymm(-1), stdout=again)
+    assert "Nothing to archive" in again.getvalue()
+
+
+def test_the_current_month_is_refused(archive_dir):
+    with pytest.raises(CommandError, match=r"current month .* latest allowed is --before"):
+        call_command("ledger_archive", "--before", _yyyymm(1))
+
+
+def test_a_month_with_rows_in_the_default_partition_is_refused(history, product):
+    # given: a backdated row five months ago, where no partition is: the DEFAULT one
+    with _clock(_month(-5) + timedelta(days=3)):
+        stock_receive(sku=product.sku, location="WH-A", quantity=1, audit=AUDIT)
+
+    # when / then: refused, naming the month, and nothing archived
+    with pytest.raises(CommandError, match=f"DEFAULT partition holds rows of {_yyyymm(-5)}"):
+        call_command("ledger_archive", "--before", _yyyymm(-1))
+    assert not LedgerArchive.objects.exists()
+    assert _exists(_partition(LEDGERS[0], -3))
+
+
+# --- the database's guard -------------------------------------------------------------------
+
+
+def test_the_drop_function_drops_only_a_registered_archive_of_exactly_that_partition(history):
+    # given: a registry row the runtime role wrote itself, claiming one row too few
+    call_command("ledger_archive", "--before", _yyyymm(-3))  # nothing: no month before -3
+    archive = LedgerArchive.objects.create(
+        ledger="order",
+        month=_month(-3).date(),
+        file_name="x.csv.gz",
+        manifest_name="x.manifest.json",
+        sha256="0" * 64,
+        manifest_sha256="0" * 64,
+        row_count=2,
+        rows_digest=bytes(32),
+        first_id=1,
+        last_id=2,
+        archived_at=datetime.now(UTC),
+    )
+    name = _partition(LEDGERS[0], -3)
+
+    # when / then: the function refuses, an unknown archive too, and the partition stays
+    for archive_id in (archive.pk, archive.pk + 1000):
+        with (
+            pytest.raises(DatabaseError, match=r"not dropped|no ledger archive"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute("SELECT history_ledger_archive_drop(%s)", [archive_id])
+    assert _exists(name)
+    # the runtime role can neither drop nor detach a partition, nor mark an archive dropped
+    for statement in (
+        f"DROP TABLE {name}",
+        f"ALTER TABLE {LEDGERS[0]} DETACH PARTITION {name}",
+        f"UPDATE history_ledgerarchive SET dropped_at = now() WHERE id = {archive.pk}",
+        f"DELETE FROM history_ledgerarchive WHERE id = {archive.pk}",
+    ):
+        with (
+            pytest.raises(DatabaseError, match=r"must be owner|permission denied"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement)
+    # and the owner meets the registry's trigger
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+        _owner(f"UPDATE history_ledgerarchive SET row_count = 3 WHERE id = {archive.pk}")
+
+
+@pytest.mark.parametrize(
+    "statement", ["UPDATE {} SET reason = 'rewritten'", "DELETE FROM {}", "TRUNCATE {}"]
+)
+def test_the_ledgers_stay_append_only_after_an_archive(history, statement):
+    # given
+    call_command("ledger_archive", "--before", _yyyymm(-1))
+
+    # when / then
+    for table in (LEDGERS[0], _partition(LEDGERS[0], 0)):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            _owner(statement.format(table))
+
+
+# --- tampering --------------------------------------------------------------------------------
+
+
+def _rewrite(path, change) -> None:
+    with gzip.open(path, "rt", newline="") as file:
+        text = file.read()
+    with gzip.open(path, "wt", newline="") as file:
+        file.write(change(text))
+
+
+def test_verify_ledger_names_an_edited_archive_file(history):
+    # given: an archived row's quantity rewritten in the file
+    call_command("ledger_archive", "--before", _yyyymm(-1))
+    archive = LedgerArchive.objects.get(ledger="order", month=_month(-3).date())
+    _rewrite(settings.LEDGER_ARCHIVE_DIR / archive.file_name, lambda t: t.replace(",12,", ",13,"))
+
+    # when
+    code, output = _verify()
+
+    # then
+    assert code == 1
+    assert f"archive of the order ledger's {_yyyymm(-3)}: its file's SHA-256" in output
+    assert "was edited: its content no longer hashes to its stored hash" in output
+    assert "TAMPERED" in output
+
+
+def test_verify_ledger_names_a_missing_file_and_a_registry_row_that_disagrees(history):
+    # given: one archive's file deleted, another's registry row edited by a superuser
+    call_command("ledger_archive", "--before", _yyyymm(-1))
+    gone = LedgerArchive.objects.get(ledger="stock", month=_month(-3).date())
+    (settings.LEDGER_ARCHIVE_DIR / gone.file_name).unlink()
+    edited = LedgerArchive.objects.get(ledger="order", month=_month(-2).date())
+    _owner("ALTER TABLE history_ledgerarchive DISABLE TRIGGER USER")
+    try:
+        _owner(f"UPDATE history_ledgerarchive SET row_count = 7 WHERE id = {edited.pk}")
+    finally:
+        _owner("ALTER TABLE history_ledgerarchive ENABLE TRIGGER USER")
+
+    # when
+    code, output = _verify()
+
+    # then
+    assert code == 1
+    assert f"archive of the stock ledger's {_yyyymm(-3)}: its file" in output
+    assert "is missing" in output
+    assert f"archive of the order ledger's {_yyyymm(-2)}: the file holds 1 rows" in output
+    assert "the registry says 7" in output
+
+
+# --- restore ---------------------------------------------------------------------------------
+
+
+def test_a_month_is_restored_verified_and_can_be_archived_again(history):
+    # given
+    before = _fingerprint()
+    call_command("ledger_archive", "--before", _yyyymm(-1))
+    archive = LedgerArchive.objects.get(ledger="order", month=_month(-2).date())
+    path = settings.LEDGER_ARCHIVE_DIR / archive.file_name
+
+    # when
+    out = io.StringIO()
+    call_command("ledger_restore", str(path), stdout=out)
+
+    # then: the month is back, rows and hashes, and everything verifies
+    assert "1 rows restored" in out.getvalue()
+    assert _exists(_partition(LEDGERS[0], -2))
+    archive.refresh_from_db()
+    assert archive.restored_at is not None
+    assert _fingerprint() == before
+    code, output = _verify()
+    assert code == 0, output
+    assert "OK: all 3 archived ledger month(s) verify" in output
+    # a second restore is refused: the month is present
+    with pytest.raises(CommandError, match="present already"):
+        call_command("ledger_restore", str(path))
+    # and it can be archived again
+    call_command("ledger_archive", "--before", _yyyymm(-1))
+    assert not _exists(_partition(LEDGERS[0], -2))
+    assert _verify()[0] == 0
+
+
+# --- a crash at every step --------------------------------------------------------------------
+
+
+def _manage(archive_dir, *args, fault: str = "") -> subprocess.CompletedProcess:
+    """manage.py in a process of its own, as the runtime role, on the test database."""
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "TEST_DATABASE_URL": (
+            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+        "LEDGER_ARCHIVE_DIR": str(archive_dir),
+        "LEDGER_ARCHIVE_FAULT": fault,
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        env=env,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("step", [s for s in STEPS if s != "restore_copied"])
+def test_a_crash_after_any_step_loses_nothing_and_a_rerun_finishes(history, archive_dir, step):
+    # given
+    before = _fingerprint()
+
+    # when: the archiver is killed (SIGKILL, by itself) right after the step
+    killed = _manage(archive_dir, "ledger_archive", "--before", _yyyymm(-1), fault=step)
+
+    # then: every row is in the database or in a verified archive
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    assert _fingerprint() == before
+    # and a second run finishes the job
+    rerun = _manage(archive_dir, "ledger_archive", "--before", _yyyymm(-1))
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert LedgerArchive.objects.filter(dropped_at__isnull=False).count() == 4
+    assert not any(_exists(_partition(t, m)) for t in LEDGERS for m in (-3, -2))
+    assert _fingerprint() == before
+    assert list(archive_dir.glob(".*partial")) == []
+    code, output = _verify()
+    assert code == 0, output
+
+
+def test_a_crash_in_the_middle_of_a_restore_leaves_the_archive_and_a_rerun_restores(
+    history, archive_dir
+):
+    # given
+    call_command("ledger_archive", "--before", _yyyymm(-1))
+    before = _fingerprint()
+    archive = LedgerArchive.objects.get(ledger="stock", month=_month(-3).date())
+    path = str(archive_dir / archive.file_name)
+
+    # when: killed after the rows were copied in, before the commit
+    killed = _manage(archive_dir, "ledger_restore", path, fault="restore_copied")
+
+    # then: rolled back, the month still archived; a rerun restores it
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    archive.refresh_from_db()
+    assert archive.restored_at is None
+    assert not _exists(_partition(LEDGERS[1], -3))
+    assert _fingerprint() == before
+    rerun = _manage(archive_dir, "ledger_restore", path)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert _exists(_partition(LEDGERS[1], -3))
+    assert _fingerprint() == before
+    assert _verify()[0] == 0
