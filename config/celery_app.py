@@ -1,12 +1,31 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("ordertrack")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect(weak=False)
+def tracing_in_pool_process(**kwargs):
+    """Tracing (config.tracing) starts in each prefork pool process, after the fork."""
+    from config.tracing import tracing_setup
+
+    tracing_setup()
+
+
+@worker_init.connect(weak=False)
+def tracing_in_worker(sender=None, **kwargs):
+    """A worker without pool processes (`-P solo`, `-P threads`) traces in itself."""
+    pool = getattr(getattr(sender, "pool_cls", None), "__module__", "") or ""
+    if not pool.endswith("prefork"):
+        from config.tracing import tracing_setup
+
+        tracing_setup()
 
 
 @app.on_after_configure.connect

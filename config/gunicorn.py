@@ -35,6 +35,10 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE") or 5)
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS") or 0)
 max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+# Each worker imports config.wsgi itself, after the fork, and so starts its own tracing SDK
+# there (config.tracing: the exporter's thread and connection are the worker's own). Keep
+# it so: a preloaded app would start them in the master.
+preload_app = False
 
 
 def _multiproc_dir() -> str | None:

@@ -6,6 +6,7 @@ from csp.middleware import CSPMiddleware
 from csp.utils import build_policy
 from django.conf import settings
 
+from config import tracing
 from config.api.problems import problem_response
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -23,6 +24,7 @@ class CorrelationIdMiddleware:
     def __call__(self, request):
         incoming = request.headers.get(self.header, "")
         request.correlation_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        tracing.correlation_id_set(request.correlation_id)  # on the request's span
         response = self.get_response(request)
         response[self.header] = request.correlation_id
         return response

@@ -23,6 +23,7 @@ from django.db.models import BooleanField, Min, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from config.tracing import traced
 from history import metrics
 from history.models import (
     DailyChangeCounts,
@@ -287,6 +288,7 @@ def projection_run(*, name: str, batch_size: int | None = None) -> int:
         )
 
 
+@traced
 def projections_run(*, names: Iterable[str] | None = None) -> dict[str, int]:
     return {name: projection_run(name=name) for name in names or PROJECTIONS}
 

@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import BooleanField, CharField, F, Func, Value
 from django.utils import timezone
 
+from config.tracing import traced
 from history import merkle
 from history.chain import GENESIS, seal_message, timestamp_text
 from history.models import LedgerSeal, OrderLedgerEntry, StockLedgerEntry
@@ -154,6 +155,7 @@ def _frontier(seal: LedgerSeal | None) -> list[bytes]:
     return [data[n : n + 32] for n in range(0, len(data), 32)]
 
 
+@traced
 def ledger_seal() -> LedgerSeal | None:
     """Seal the rows committed since the last seal; None when there are none. One sealer at
     a time (an advisory lock); safe to run from beat and by hand at once."""

@@ -26,6 +26,7 @@ from config.errors import (
     TransferNotInTransit,
     UnknownSku,
 )
+from config.tracing import traced
 from history.audit import Audit, reason_code_check
 from history.events import Event, StockChange, stock_event_data
 from history.models import Source, StockEventType, StockMovementType
@@ -50,6 +51,7 @@ M = StockMovementType
 MAX_RESERVATION_TTL_SECONDS = 7 * 24 * 60 * 60
 
 
+@traced
 def product_create(
     *, sku: str, name: str, track_inventory: bool = True, allow_backorder: bool = False
 ) -> Product:
@@ -68,6 +70,7 @@ def product_create(
         ) from exc
 
 
+@traced
 def product_update(
     *,
     sku: str,
@@ -142,6 +145,7 @@ def _refuse_if_in_use(product: Product) -> None:
         )
 
 
+@traced
 def location_create(
     *,
     code: str,
@@ -165,6 +169,7 @@ def location_create(
 # --- Stock movements at one place -------------------------------------------------------
 
 
+@traced
 def stock_receive(*, sku: str, location: str, quantity: int, audit: Audit) -> StockLevel:
     """Add stock. Units still owed by earlier backordered issues are issued from it first."""
     reason_code_check(audit, movement=M.RECEIVE)
@@ -177,6 +182,7 @@ def stock_receive(*, sku: str, location: str, quantity: int, audit: Audit) -> St
         return moves.write_single(StockEventType.RECEIVED, audit, extra={"backorder_filled": owed})
 
 
+@traced
 def stock_issue(*, sku: str, location: str, quantity: int, audit: Audit) -> StockLevel:
     """Remove available stock (reserved units cannot be issued). For a product that allows
     backorders the part that is not available is recorded as backorder and filled from the
@@ -196,6 +202,7 @@ def stock_issue(*, sku: str, location: str, quantity: int, audit: Audit) -> Stoc
         return moves.write_single(StockEventType.ISSUED, audit)
 
 
+@traced
 def stock_adjust(*, sku: str, location: str, delta: int, audit: Audit) -> StockLevel:
     reason_code_check(audit, movement=M.ADJUST)
     if delta == 0 or abs(delta) > MAX_STOCK_QUANTITY:
@@ -214,6 +221,7 @@ def stock_adjust(*, sku: str, location: str, delta: int, audit: Audit) -> StockL
         return moves.write_single(StockEventType.ADJUSTED, audit)
 
 
+@traced
 def stock_count(*, sku: str, location: str, counted: int, audit: Audit) -> StockLevel:
     """Set on_hand from a physical count; the difference is recorded as a count movement
     (also when it is zero, so the count itself is on record)."""
@@ -235,6 +243,7 @@ def stock_count(*, sku: str, location: str, counted: int, audit: Audit) -> Stock
         return moves.write_single(StockEventType.COUNTED, audit, extra={"counted": counted})
 
 
+@traced
 def stock_set_thresholds(
     *, sku: str, location: str, reorder_point: int, safety_stock: int, audit: Audit
 ) -> StockLevel:
@@ -257,6 +266,7 @@ def stock_set_thresholds(
 # --- Transfers ------------------------------------------------------------------------------
 
 
+@traced
 def transfer_create(
     *, sku: str, from_location: str, to_location: str, quantity: int, audit: Audit
 ) -> Transfer:
@@ -297,10 +307,12 @@ def transfer_create(
         return transfer
 
 
+@traced
 def transfer_receive(*, transfer_id: int, audit: Audit) -> Transfer:
     return _transfer_finish(transfer_id, audit, received=True)
 
 
+@traced
 def transfer_cancel(*, transfer_id: int, audit: Audit) -> Transfer:
     return _transfer_finish(transfer_id, audit, received=False)
 
@@ -349,6 +361,7 @@ def _transfer_finish(transfer_id: int, audit: Audit, *, received: bool) -> Trans
 # --- Reservations ---------------------------------------------------------------------------
 
 
+@traced
 def reservation_create(
     *,
     sku: str,
@@ -389,6 +402,7 @@ def reservation_create(
         return reservation
 
 
+@traced
 def reservation_confirm(*, reservation_id: int, audit: Audit) -> Reservation:
     """Consume the reservation: on_hand and reserved both drop by its quantity."""
     reason_code_check(audit, movement=M.CONSUME)
@@ -398,6 +412,7 @@ def reservation_confirm(*, reservation_id: int, audit: Audit) -> Reservation:
         return reservation
 
 
+@traced
 def reservation_cancel(*, reservation_id: int, audit: Audit) -> Reservation:
     reason_code_check(audit, movement=M.RELEASE)
     with transaction.atomic():
@@ -406,6 +421,7 @@ def reservation_cancel(*, reservation_id: int, audit: Audit) -> Reservation:
         return reservation
 
 
+@traced
 def reservations_expire(*, now: datetime | None = None, batch_size: int = 200) -> int:
     """Expire overdue active reservations and release their stock. Safe to run from
     several workers at once (SKIP LOCKED); returns how many expired."""
@@ -451,6 +467,7 @@ def order_stock_lock(*, order_ids: Iterable[int], product_ids: Iterable[int]) ->
         )
 
 
+@traced
 def order_stock_apply(*, order, deltas: Mapping[int, int], audit: Audit) -> None:
     """Reserve positive and release negative line deltas (product id -> delta) of tracked
     products. Runs inside the order command's transaction, after the order row lock, so a
@@ -493,6 +510,7 @@ def order_stock_apply(*, order, deltas: Mapping[int, int], audit: Audit) -> None
             _release_some(reservation, -delta, audit, now)
 
 
+@traced
 def order_stock_release(*, order, audit: Audit) -> None:
     """Release every active reservation of the order (it was cancelled)."""
     order_stock_lock(order_ids=[order.pk], product_ids=[])
@@ -501,6 +519,7 @@ def order_stock_release(*, order, audit: Audit) -> None:
         _release_all(reservation, ReservationStatus.CANCELLED, audit, now)
 
 
+@traced
 def order_stock_consume(*, order, audit: Audit) -> None:
     """Consume every active reservation of the order (it was fulfilled)."""
     order_stock_lock(order_ids=[order.pk], product_ids=[])

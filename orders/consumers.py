@@ -7,9 +7,11 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 
+from config.tracing import traced
 from orders.models import Order
 
 
+@traced
 def notify_order_cancelled(event: dict) -> None:
     """E-mail the customer (or the operations inbox) when an order is cancelled. The mail
     leaves once the handling's transaction has committed: a handling that rolls back (and

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from django.db import transaction
 
 from config.errors import DomainError, DomainValidationError, ErrorCode, InsufficientStock
+from config.tracing import traced
 from history.audit import Audit, reason_code_check
 from orders.models import Customer, Order, OrderStatus
 from orders.planner import (
@@ -23,10 +24,12 @@ from orders.planner import (
 MAX_BULK_ITEMS = 1000
 
 
+@traced
 def customer_create(*, name: str, email: str = "") -> Customer:
     return Customer.objects.create(name=name, email=email)
 
 
+@traced
 def order_create(
     *,
     customer_id: int | None,
@@ -47,6 +50,7 @@ def order_create(
     return order
 
 
+@traced
 def order_set_quantities(
     *,
     order_id: int,
@@ -60,6 +64,7 @@ def order_set_quantities(
     return _order_command(OrderCommand(order_id, lines, expected_version), audit)
 
 
+@traced
 def order_adjust(
     *,
     order_id: int,
@@ -72,6 +77,7 @@ def order_adjust(
     return _order_command(OrderCommand(order_id, lines, expected_version), audit)
 
 
+@traced
 def order_cancel(*, order_id: int, expected_version: int | None = None, audit: Audit) -> Order:
     """Cancel the order: every line goes to zero (recorded as `order.cancelled` rows), its
     stock is released, and it can no longer be changed."""
@@ -79,6 +85,7 @@ def order_cancel(*, order_id: int, expected_version: int | None = None, audit: A
     return _order_command(command, audit)
 
 
+@traced
 def order_fulfil(*, order_id: int, expected_version: int | None = None, audit: Audit) -> Order:
     """Fulfil the order: its reservations are consumed (stock leaves on_hand) and it can
     no longer be changed. Recorded as `order.fulfilled` rows with unchanged quantities."""
@@ -132,6 +139,7 @@ class BatchRejected(DomainError):
         )
 
 
+@traced
 def order_adjustments_bulk(
     *, commands: Sequence[OrderCommand], atomic: bool, audit: Audit
 ) -> list[Outcome]:

@@ -1,6 +1,7 @@
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 
+from config.tracing import tracing_setup
 from history.consumers import HANDLERS, Delivery, Outcome, QueueMismatch, events_consume
 
 
@@ -21,6 +22,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, queue, binding, handler, max_messages, idle_timeout, **options):
+        tracing_setup()  # when OTEL_EXPORTER_OTLP_ENDPOINT is set
+
         def show(delivery: Delivery) -> None:
             event = delivery.event
             if event is None:

@@ -4,6 +4,7 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from config.tracing import tracing_setup
 from history.relay import Publisher, outbox_relay
 
 
@@ -21,6 +22,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, once, batch_size, interval, **options):
+        tracing_setup()  # when OTEL_EXPORTER_OTLP_ENDPOINT is set
         publisher = Publisher()
         stopping = threading.Event()
         # Finish the batch in hand, then exit: interrupting a batch mid-query would only
