@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     REASON_CODE_REQUIRED = "reason_code_required"
     IDEMPOTENCY_IN_FLIGHT = "idempotency_key_in_flight"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    LEDGER_ARCHIVED = "ledger_archived"
 
 
 class DomainError(Exception):
@@ -142,3 +143,12 @@ class ProductInUse(DomainError):
 class ReservationBelongsToOrder(DomainError):
     code = ErrorCode.RESERVATION_BELONGS_TO_ORDER
     title = "Reservation belongs to an order"
+
+
+class LedgerArchived(DomainError):
+    """The answer needs ledger rows of a month that was archived out of the database
+    (history.archive): `ledger_restore` brings it back."""
+
+    code = ErrorCode.LEDGER_ARCHIVED
+    status = 410
+    title = "Archived"
