@@ -1,13 +1,35 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import setup_logging, worker_init, worker_process_init
+from django_structlog.celery.steps import DjangoStructLogInitStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("ordertrack")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# django-structlog in the worker: each task's log lines carry its task_id and the context of
+# whoever queued it (the request_id, user_id of a request; config/logging.py).
+app.steps["worker"].add(DjangoStructLogInitStep)
+
+
+@setup_logging.connect(weak=False)
+def logging_from_settings(loglevel=None, **kwargs):
+    """Worker and beat log as every other process does (LOGGING: console lines, or JSON with
+    LOG_FORMAT=json) instead of Celery's own format. The level is the more verbose of
+    LOG_LEVEL and the command's --loglevel."""
+    import logging
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
+    if isinstance(loglevel, str):
+        loglevel = logging.getLevelName(loglevel.upper())
+    root = logging.getLogger()
+    if isinstance(loglevel, int) and loglevel < root.level:
+        root.setLevel(loglevel)
 
 
 @worker_process_init.connect(weak=False)
