@@ -8,7 +8,9 @@ cache, defined once here and updated through the small functions below:
 - `ordertrack_relay_lag_seconds`: per published event, its confirm time minus created_at;
 - `ordertrack_cache_requests_total{result}`: order cache reads, hit|miss|degraded;
 - gauges computed when scraped (and whenever `projection_lag()` runs): projection lag in
-  events and seconds per projection, and the outbox backlog.
+  events and seconds per projection, and the outbox backlog;
+- `ordertrack_stock_low`: stock levels at or below their reorder point, computed when
+  scraped by `inventory.monitoring` (history cannot read inventory's tables).
 
 `/metrics` itself (the view, multiprocess mode) is `config.metrics`; `scrape` below is
 registered with it in `history.apps`.
@@ -75,6 +77,11 @@ OUTBOX_OLDEST_PENDING_SECONDS = Gauge(
     "Age of the oldest event waiting for the relay (0 when none).",
     multiprocess_mode=_FRESHEST,
 )
+STOCK_LOW = Gauge(
+    "ordertrack_stock_low",
+    "Stock levels whose available units (on hand - reserved) are at or below the reorder point.",
+    multiprocess_mode=_FRESHEST,
+)
 
 # Label children, looked up once: `labels()` takes a lock and validates every call.
 _adjustments: dict[tuple[str, str], object] = {}
@@ -130,3 +137,8 @@ def outbox_backlog_observed(backlog: dict) -> None:
     OUTBOX_PENDING.set(backlog["pending"])
     OUTBOX_DEAD_LETTERED.set(backlog["dead_lettered"])
     OUTBOX_OLDEST_PENDING_SECONDS.set(backlog["seconds_behind"])
+
+
+def stock_low_observed(count: int) -> None:
+    """Called with the number of low stock levels (inventory.monitoring, on every scrape)."""
+    STOCK_LOW.set(count)

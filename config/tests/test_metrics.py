@@ -21,7 +21,7 @@ from history import metrics
 from history.models import Source
 from history.projector import projections_run
 from history.relay import outbox_relay
-from inventory.services import location_create, stock_receive
+from inventory.services import location_create, stock_issue, stock_receive, stock_set_thresholds
 from orders.services import order_adjust, order_create
 from tests.broker import EventCollector
 from tests.factories import ProductFactory
@@ -439,9 +439,10 @@ def test_request_latency_is_observed_by_view_method_and_status(api, make_order):
     assert samples[("ordertrack_http_request_duration_seconds_bucket", inf)] >= 1
     assert samples[("ordertrack_http_request_duration_seconds_sum", labels("200"))] > 0
     # django-prometheus's own series are still there
-    assert value(
-        "django_http_responses_total_by_status_view_method_total", **series, status="404"
-    ) >= 2
+    assert (
+        value("django_http_responses_total_by_status_view_method_total", **series, status="404")
+        >= 2
+    )
 
 
 @pytest.mark.django_db
@@ -480,3 +481,22 @@ def test_the_scrape_reports_readiness_and_each_check(settings):
     assert samples[("ordertrack_ready", ())] == 0
     assert samples[("ordertrack_ready_check", (("check", "broker"),))] == 0
     assert samples[("ordertrack_ready_check", (("check", "database"),))] == 1
+
+
+@pytest.mark.django_db
+def test_the_scrape_counts_the_low_stock_levels(audit):
+    # given: two stock levels with a reorder point of 5, one of them above it
+    location_create(code="LOWS", name="Low stock")
+    low, fine = ProductFactory(), ProductFactory()
+    for product, quantity in ((low, 3), (fine, 9)):
+        stock_receive(sku=product.sku, location="LOWS", quantity=quantity, audit=audit)
+        stock_set_thresholds(
+            sku=product.sku, location="LOWS", reorder_point=5, safety_stock=0, audit=audit
+        )
+    before = scrape()[("ordertrack_stock_low", ())]
+
+    # when: the fine one falls to the reorder point
+    stock_issue(sku=fine.sku, location="LOWS", quantity=4, audit=audit)
+
+    # then
+    assert scrape()[("ordertrack_stock_low", ())] == before + 1
