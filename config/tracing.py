@@ -127,6 +127,7 @@ def tracing_setup(*, span_processor=None, link_limit: int | None = None) -> bool
         # skip_dep_check: the versions are pinned together in requirements/*.txt.
         instrumentor.instrument(tracer_provider=provider, skip_dep_check=True)
     _tracing = _Tracing(provider, instrumentors)
+    _connections_reopened()
     if not _provider_is_set():
         _tracing.trace.set_tracer_provider(provider)
     logger.info("tracing on: %s", resource.attributes.get(SERVICE_NAME))
@@ -148,11 +149,19 @@ def tracing_shutdown() -> None:
     state, _tracing = _tracing, None
     for instrumentor in state.instrumentors:
         instrumentor.uninstrument()
-    # A connection opened while instrumented keeps its tracing cursors: close them all.
+    _connections_reopened()  # a connection opened while instrumented keeps tracing
+    state.provider.shutdown()
+
+
+def _connections_reopened() -> None:
+    """psycopg is instrumented per connection, when it connects: close this thread's
+    database connections (none in a transaction) so that the next query opens one that
+    follows the instrumentation's state."""
     from django.db import connections
 
-    connections.close_all()
-    state.provider.shutdown()
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close()
 
 
 def traced(func: F) -> F:

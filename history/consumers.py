@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from kombu import Connection, Exchange, Queue
 
+from config import tracing
 from history.models import ConsumedEvent
 from history.services import consumed_event_claim
 
@@ -138,6 +139,19 @@ def _retry_delay(attempt: int) -> float:
     return min(settings.CONSUMER_RETRY_DELAY_SECONDS * 2 ** (attempt - 1), MAX_RETRY_DELAY_SECONDS)
 
 
+def _trace_carrier(message) -> dict:
+    """The trace context a message carries: its AMQP headers `traceparent`/`tracestate`, or
+    else its CloudEvents attributes of the same names (empty: none)."""
+    headers = message.headers or {}
+    if headers.get("traceparent"):
+        return {key: headers.get(key) for key in ("traceparent", "tracestate")}
+    try:
+        event = orjson.loads(message.body)
+        return {key: event.get(key) for key in ("traceparent", "tracestate")}
+    except (orjson.JSONDecodeError, AttributeError):
+        return {}
+
+
 def _parse(body: bytes) -> dict:
     """The event in a message body; ValueError if it is not one."""
     try:
@@ -204,6 +218,34 @@ def events_consume(
                 )
 
         def deliver(message) -> Delivery:
+            if not tracing.enabled():
+                return handle(message)
+            # The event's trace goes on: the span's parent is the one that recorded it.
+            with tracing.span(
+                f"process {queue_name}",
+                kind="consumer",
+                parent=_trace_carrier(message),
+                attributes={
+                    "messaging.system": "rabbitmq",
+                    "messaging.operation.type": "process",
+                    "messaging.operation.name": "process",
+                    "messaging.destination.subscription.name": queue_name,
+                    "messaging.message.id": message.properties.get("message_id") or "",
+                    "messaging.rabbitmq.destination.routing_key": (
+                        message.delivery_info.get("routing_key") or ""
+                    ),
+                },
+            ) as span:
+                delivery = handle(message)
+                span.set_attribute("ordertrack.consumer.outcome", str(delivery.outcome))
+                if delivery.event is not None:
+                    span.set_attribute("cloudevents.event_id", str(delivery.event["id"]))
+                    span.set_attribute("cloudevents.event_type", str(delivery.event.get("type")))
+                if delivery.outcome in (Outcome.RETRY, Outcome.DEAD_LETTERED):
+                    tracing.span_failed(span, delivery.error)
+                return delivery
+
+        def handle(message) -> Delivery:
             close_old_connections()  # a connection broken since the last message is replaced
             headers = message.headers or {}
             count_header = "x-delivery-count" if quorum else ATTEMPTS_HEADER

@@ -5,7 +5,10 @@ cache, defined once here and updated through the small functions below:
   counted when the recording transaction commits, so a rolled-back command counts nothing;
 - `ordertrack_events_published_total{event_type}`: events the broker confirmed;
 - `ordertrack_events_dead_lettered_total`: events given up after RELAY_MAX_ATTEMPTS;
-- `ordertrack_relay_lag_seconds`: per published event, its confirm time minus created_at;
+- `ordertrack_relay_lag_seconds`: per published event, its confirm time minus created_at
+  (the commit of the command that recorded it, to the broker's confirm);
+- `ordertrack_relay_publish_seconds`: per relay wave, the broker's part of that: from the
+  relay's first publish of the wave to the last publisher confirm;
 - `ordertrack_cache_requests_total{result}`: order cache reads, hit|miss|degraded;
 - gauges computed when scraped (and whenever `projection_lag()` runs): projection lag in
   events and seconds per projection, and the outbox backlog;
@@ -40,6 +43,11 @@ RELAY_LAG = Histogram(
     "ordertrack_relay_lag_seconds",
     "Time from an outbox event's creation to the broker's confirm of its publication.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+)
+RELAY_PUBLISH = Histogram(
+    "ordertrack_relay_publish_seconds",
+    "Time from the relay's first publish of a wave of events to the broker's confirm of all.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 CACHE_REQUESTS = Counter(
     "ordertrack_cache_requests_total",
@@ -111,6 +119,11 @@ def events_confirmed(events, outcome: dict) -> None:
         if child is None:
             child = _published[event_type] = EVENTS_PUBLISHED.labels(event_type)
         child.inc(count)
+
+
+def wave_published(seconds: float) -> None:
+    """A relay wave was published and confirmed (or refused) in `seconds`."""
+    RELAY_PUBLISH.observe(seconds)
 
 
 def events_dead_lettered(count: int) -> None:

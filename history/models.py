@@ -200,6 +200,11 @@ class OutboxEvent(models.Model):
     last_error = models.TextField(blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     dead_lettered_at = models.DateTimeField(null=True, blank=True)
+    # The W3C trace context of the span that recorded the event (config.tracing), empty
+    # when tracing is off: the relay sends it on as the CloudEvents `traceparent` and
+    # `tracestate` attributes and AMQP headers, and links its publish span to it.
+    traceparent = models.CharField(max_length=55, blank=True, default="", db_default="")
+    tracestate = models.TextField(blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["id"]

@@ -14,6 +14,9 @@ recorder hashes the rows in order, and the caller's state write stores the new h
 it names them with a `ChainHeads` parameter. Chaining happens here and nowhere else, so a
 bulk request and a single change produce the same hashes.
 
+The outbox rows carry the W3C trace context (`traceparent`, `tracestate`) of the span that
+records them, the service's in the request's trace, when tracing is on (config.tracing).
+
 On commit: the relay is kicked, cached aggregates are replaced by tombstones of their new
 version, and the ledger rows are counted.
 """
@@ -26,6 +29,7 @@ from functools import partial
 import orjson
 from django.db import connection, transaction
 
+from config.tracing import trace_context
 from history import metrics
 from history.audit import Audit
 from history.cache import cache_tombstones
@@ -87,6 +91,16 @@ _OUTBOX = f"""\
 INSERT INTO {OutboxEvent._meta.db_table} (event_id, aggregate_type, aggregate_id,
     aggregate_version, event_type, payload, created_at, attempts, last_error)
 SELECT r.e, r.at, r.a, r.v, r.t, r.p, %s, 0, ''
+FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (e uuid, at text, a text, v integer, t text,
+    p jsonb)) WITH ORDINALITY AS r(e, at, a, v, t, p, n)
+ORDER BY r.n"""
+
+# With tracing on: the trace context too (off, the columns keep their default '').
+_OUTBOX_TRACED = f"""\
+INSERT INTO {OutboxEvent._meta.db_table} (event_id, aggregate_type, aggregate_id,
+    aggregate_version, event_type, payload, created_at, attempts, last_error, traceparent,
+    tracestate)
+SELECT r.e, r.at, r.a, r.v, r.t, r.p, %s, 0, '', %s, %s
 FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (e uuid, at text, a text, v integer, t text,
     p jsonb)) WITH ORDINALITY AS r(e, at, a, v, t, p, n)
 ORDER BY r.n"""
@@ -218,7 +232,14 @@ def changes_record(
     if stock_rows:
         parts.append((_STOCK_LEDGER, [*audit_params, orjson.dumps(stock_rows).decode()]))
     if outbox_rows:
-        parts.append((_OUTBOX, [now, orjson.dumps(outbox_rows).decode()]))
+        # The span recording this (the service's, in the request's trace) travels with
+        # the events: the relay links to it, the consumers continue it.
+        traceparent, tracestate = trace_context()
+        rows = orjson.dumps(outbox_rows).decode()
+        if traceparent:
+            parts.append((_OUTBOX_TRACED, [now, traceparent, tracestate, rows]))
+        else:
+            parts.append((_OUTBOX, [now, rows]))
     *first, (last, _) = parts
     sql = "".join(f"part_{n} AS ({part}), " for n, (part, _) in enumerate(first))
     sql = (f"WITH {sql[:-2]} " if first else "") + last

@@ -260,10 +260,21 @@ executor.migrate(
     [("history", "0016_daily_change_counts")]
     + [node for node in executor.loader.graph.leaf_nodes() if node[0] != "history"]
 )
+# Today's code reads the outbox's later columns (0019, the trace context): the 0016 table
+# has them while it is seeded, and not after.
+with connection.cursor() as cursor:
+    cursor.execute(
+        "ALTER TABLE history_outboxevent ADD COLUMN traceparent varchar(55) NOT NULL DEFAULT '', "
+        "ADD COLUMN tracestate text NOT NULL DEFAULT ''"
+    )
 # The code of before 0017 made no partitions.
 with mock.patch("orders.management.commands.seed_demo.partitions_ensure"):
     call_command("seed_demo", admin_password="demo-password")
 ledger_seal()
+with connection.cursor() as cursor:
+    cursor.execute(
+        "ALTER TABLE history_outboxevent DROP COLUMN traceparent, DROP COLUMN tracestate"
+    )
 """
 
 # What must not change: every row's id, time and hash, in id order, per table.
