@@ -34,7 +34,8 @@ def logging_from_settings(loglevel=None, **kwargs):
 
 @worker_process_init.connect(weak=False)
 def tracing_in_pool_process(**kwargs):
-    """Tracing (config.tracing) starts in each prefork pool process, after the fork."""
+    """Tracing (config.tracing) starts in each prefork pool process, after the fork (and
+    in a `-P solo` worker, whose pool sends this signal too)."""
     from config.tracing import tracing_setup
 
     tracing_setup()
@@ -42,9 +43,12 @@ def tracing_in_pool_process(**kwargs):
 
 @worker_init.connect(weak=False)
 def tracing_in_worker(sender=None, **kwargs):
-    """A worker without pool processes (`-P solo`, `-P threads`) traces in itself."""
-    pool = getattr(getattr(sender, "pool_cls", None), "__module__", "") or ""
-    if not pool.endswith("prefork"):
+    """The pools that send no worker_process_init (`-P threads`, gevent, eventlet): the
+    worker traces in itself."""
+    from celery.concurrency import get_implementation
+
+    pool = get_implementation(sender.pool_cls).__module__.rsplit(".", 1)[-1]
+    if pool not in ("prefork", "solo"):
         from config.tracing import tracing_setup
 
         tracing_setup()
