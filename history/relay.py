@@ -30,6 +30,7 @@ from django.db.models import F, Lookup
 from django.utils import timezone
 from kombu import Connection, Exchange, Producer
 
+from config import tracing
 from config.logging import event_fields
 from history import metrics
 from history.models import OutboxEvent
@@ -63,18 +64,33 @@ class RelayResult:
 
 
 def cloudevent(event: OutboxEvent) -> bytes:
-    return orjson.dumps(
-        {
-            "specversion": "1.0",
-            "id": str(event.event_id),
-            "source": f"{settings.EVENT_SOURCE}/{event.aggregate_type}s",
-            "type": event.event_type,
-            "subject": event.aggregate_id,
-            "time": event.created_at.isoformat(),
-            "datacontenttype": "application/json",
-            "data": event.payload,
-        }
-    )
+    envelope = {
+        "specversion": "1.0",
+        "id": str(event.event_id),
+        "source": f"{settings.EVENT_SOURCE}/{event.aggregate_type}s",
+        "type": event.event_type,
+        "subject": event.aggregate_id,
+        "time": event.created_at.isoformat(),
+        "datacontenttype": "application/json",
+        "data": event.payload,
+    }
+    # The CloudEvents distributed-tracing extension: the trace context of the span that
+    # recorded the event, when it was recorded with tracing on.
+    if event.traceparent:
+        envelope["traceparent"] = event.traceparent
+        if event.tracestate:
+            envelope["tracestate"] = event.tracestate
+    return orjson.dumps(envelope)
+
+
+def trace_headers(event: OutboxEvent) -> dict | None:
+    """The same trace context as AMQP headers (`traceparent`, `tracestate`), or None."""
+    if not event.traceparent:
+        return None
+    headers = {"traceparent": event.traceparent}
+    if event.tracestate:
+        headers["tracestate"] = event.tracestate
+    return headers
 
 
 def _transport_options(url: str) -> dict:
@@ -151,10 +167,12 @@ class Publisher:
     def publish_wave(self, events: list[OutboxEvent]) -> dict[int, str | None]:
         """Publish events and return {outbox id: None if confirmed else the error}."""
         self.connect()
+        started = time.monotonic()
         try:
             if not self.confirms:
                 for event in events:
                     self._send(event)
+                metrics.wave_published(time.monotonic() - started)
                 return {event.pk: None for event in events}
             tags: dict[int, int] = {}
             self._acked.clear()
@@ -172,6 +190,7 @@ class Publisher:
                 if remaining <= 0:
                     raise BrokerUnavailable("timed out waiting for publisher confirms")
                 self.connection.drain_events(timeout=remaining)
+            metrics.wave_published(time.monotonic() - started)
             outcome = {
                 event_id: (None if tag in self._acked else "the broker refused (nack)")
                 for tag, event_id in tags.items()
@@ -198,6 +217,7 @@ class Publisher:
                     message_id=str(event.event_id),
                     type=event.event_type,
                     timestamp=int(event.created_at.timestamp()),
+                    application_headers=trace_headers(event),
                 ),
                 exchange=self.exchange_name,
                 routing_key=event.event_type,
@@ -212,6 +232,7 @@ class Publisher:
             message_id=str(event.event_id),
             type=event.event_type,
             timestamp=int(event.created_at.timestamp()),
+            headers=trace_headers(event),
             retry=False,
         )
 
@@ -399,38 +420,68 @@ def outbox_relay_batch(*, publisher: Publisher, batch_size: int | None = None) -
         if not rows:
             return result
         result.batches = 1
-        waves, result.held_back = _in_aggregate_order(rows)
-        published = 0
-        refused: list[OutboxEvent] = []
-        for index, wave in enumerate(waves):
-            try:
-                outcome = publisher.publish_wave(wave)
-            except BrokerUnavailable as exc:
-                result.errors.append(str(exc))
-                _record_failures([e for w in waves[index:] for e in w], str(exc), now, result)
-                break
-            confirmed = [event.pk for event in wave if outcome[event.pk] is None]
-            if confirmed:
-                metrics.events_confirmed(wave, outcome)
-                _mark_published(confirmed, since=min(event.created_at for event in wave))
-                published += len(confirmed)
-            blocked = set()
-            for event in wave:
-                if outcome[event.pk] is not None:
-                    event.last_error = outcome[event.pk]
-                    refused.append(event)
-                    blocked.add((event.aggregate_type, event.aggregate_id))
-            if blocked:
-                # Later events of a refused aggregate stay behind it, unsent.
-                for later in waves[index + 1 :]:
-                    later[:] = [
-                        e for e in later if (e.aggregate_type, e.aggregate_id) not in blocked
-                    ]
-        result.published = published
-        if refused:
-            _record_failures(refused, refused[0].last_error, now, result)
+        with _publish_span(publisher, rows) as span:
+            _publish(publisher, rows, now, result)
+            if span is not None and result.errors:
+                tracing.span_failed(span, result.errors[0])
     metrics.events_dead_lettered(result.dead_lettered)
     return result
+
+
+def _publish_span(publisher: Publisher, rows: list[OutboxEvent]):
+    """The batch's span (kind PRODUCER, a trace of its own or the relay task's). One batch
+    carries events of many requests, so it is linked to each event's originating span, as
+    the messaging conventions have it for batches, rather than parented to one of them."""
+    if not tracing.enabled():
+        return tracing.span("")
+    return tracing.span(
+        f"publish {publisher.exchange_name}",
+        kind="producer",
+        links=(
+            tracing.link(
+                row.traceparent, row.tracestate, {"messaging.message.id": str(row.event_id)}
+            )
+            for row in rows
+        ),
+        attributes={
+            "messaging.system": "rabbitmq",
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "publish",
+            "messaging.destination.name": publisher.exchange_name,
+            "messaging.batch.message_count": len(rows),
+        },
+    )
+
+
+def _publish(publisher: Publisher, rows: list[OutboxEvent], now, result: RelayResult) -> None:
+    waves, result.held_back = _in_aggregate_order(rows)
+    published = 0
+    refused: list[OutboxEvent] = []
+    for index, wave in enumerate(waves):
+        try:
+            outcome = publisher.publish_wave(wave)
+        except BrokerUnavailable as exc:
+            result.errors.append(str(exc))
+            _record_failures([e for w in waves[index:] for e in w], str(exc), now, result)
+            break
+        confirmed = [event.pk for event in wave if outcome[event.pk] is None]
+        if confirmed:
+            metrics.events_confirmed(wave, outcome)
+            _mark_published(confirmed, since=min(event.created_at for event in wave))
+            published += len(confirmed)
+        blocked = set()
+        for event in wave:
+            if outcome[event.pk] is not None:
+                event.last_error = outcome[event.pk]
+                refused.append(event)
+                blocked.add((event.aggregate_type, event.aggregate_id))
+        if blocked:
+            # Later events of a refused aggregate stay behind it, unsent.
+            for later in waves[index + 1 :]:
+                later[:] = [e for e in later if (e.aggregate_type, e.aggregate_id) not in blocked]
+    result.published = published
+    if refused:
+        _record_failures(refused, refused[0].last_error, now, result)
 
 
 def outbox_relay(
@@ -472,9 +523,12 @@ def outbox_kick() -> None:
         return
     _last_kick = now
     try:
-        # Looked up by name, as beat does: history.tasks imports this module.
-        current_app.tasks[RELAY_TASK].apply_async(
-            expires=max(settings.RELAY_INTERVAL_SECONDS * 2, 1)
-        )
+        # Looked up by name, as beat does: history.tasks imports this module. Outside the
+        # writing request's trace: the relay's batch carries other requests' events too,
+        # and links to each event's trace instead.
+        with tracing.detached():
+            current_app.tasks[RELAY_TASK].apply_async(
+                expires=max(settings.RELAY_INTERVAL_SECONDS * 2, 1)
+            )
     except Exception:
         logger.warning("could not kick the relay", exc_info=True)
