@@ -31,6 +31,7 @@ from django.db import close_old_connections, transaction
 from kombu import Connection, Exchange, Queue
 
 from config import tracing
+from config.logging import bound, event_fields
 from history.models import ConsumedEvent
 from history.services import consumed_event_claim
 
@@ -162,6 +163,21 @@ def _parse(body: bytes) -> dict:
     return event
 
 
+def _log_fields(event: dict) -> dict:
+    """A log line's fields for one received event (config.logging): its id and type, its
+    aggregate (the envelope's subject, of the kind its source names) and the request that
+    recorded it."""
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    kind = str(event.get("source", "")).rsplit("/", 1)[-1].removesuffix("s")
+    return event_fields(
+        event_id=event["id"],
+        event_type=str(event.get("type") or ""),
+        aggregate_type=kind if event.get("subject") else "",
+        aggregate_id=str(event.get("subject") or ""),
+        correlation_id=str(data.get("correlation_id") or ""),
+    )
+
+
 def events_consume(
     *,
     queue_name: str,
@@ -256,34 +272,39 @@ def events_consume(
                 logger.error("consumer %s: dead-lettered a message: %s", queue_name, exc)
                 dead_letter(message, attempt)
                 return Delivery(Outcome.DEAD_LETTERED, None, attempt, max_deliveries, str(exc))
-            try:
-                handled = event_handle_once(consumer=queue_name, event=event, handler=handler)
-            except Exception as exc:  # a failing handler must not stop the consumer
-                last = attempt >= max_deliveries
-                logger.exception(
-                    "consumer %s: %s %s failed (delivery %d of %d)%s",
-                    queue_name,
-                    event.get("type"),
-                    event["id"],
+            # Every line written while handling it (the handler's too) names the event.
+            with bound(consumer=queue_name, **_log_fields(event)):
+                try:
+                    handled = event_handle_once(consumer=queue_name, event=event, handler=handler)
+                except Exception as exc:  # a failing handler must not stop the consumer
+                    last = attempt >= max_deliveries
+                    logger.exception(
+                        "consumer %s: %s %s failed (delivery %d of %d)%s",
+                        queue_name,
+                        event.get("type"),
+                        event["id"],
+                        attempt,
+                        max_deliveries,
+                        f"; dead-lettered to {dead_queue.name}" if last else "; will retry",
+                    )
+                    if not last:
+                        time.sleep(_retry_delay(attempt))
+                    if quorum:
+                        # RabbitMQ counts the delivery and, past the limit, dead-letters it.
+                        message.reject(requeue=True)
+                    elif last:
+                        dead_letter(message, attempt)
+                    else:
+                        republish(message, exchange="", routing_key=queue_name, attempt=attempt)
+                    outcome = Outcome.DEAD_LETTERED if last else Outcome.RETRY
+                    return Delivery(outcome, event, attempt, max_deliveries, repr(exc))
+                message.ack()
+                return Delivery(
+                    Outcome.HANDLED if handled else Outcome.DUPLICATE,
+                    event,
                     attempt,
                     max_deliveries,
-                    f"; dead-lettered to {dead_queue.name}" if last else "; will retry",
                 )
-                if not last:
-                    time.sleep(_retry_delay(attempt))
-                if quorum:
-                    # RabbitMQ counts the delivery and, past the limit, dead-letters it.
-                    message.reject(requeue=True)
-                elif last:
-                    dead_letter(message, attempt)
-                else:
-                    republish(message, exchange="", routing_key=queue_name, attempt=attempt)
-                outcome = Outcome.DEAD_LETTERED if last else Outcome.RETRY
-                return Delivery(outcome, event, attempt, max_deliveries, repr(exc))
-            message.ack()
-            return Delivery(
-                Outcome.HANDLED if handled else Outcome.DUPLICATE, event, attempt, max_deliveries
-            )
 
         def on_message(message) -> None:
             nonlocal read

@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from config.celery_app import app
 from config.logging import bound, logging_config
 from history.audit import Audit
+from history.consumers import events_consume
 from history.models import OrderLedgerEntry, OutboxEvent, Source
 from history.relay import RELAY_TASK, Publisher, outbox_relay
 from orders.services import order_create
@@ -326,3 +327,41 @@ def test_a_worker_logs_json_with_the_task_the_queuing_request_and_the_event(json
     [unavailable] = [line for line in lines if line["logger"] == "history.tasks"]
     assert unavailable["level"] == "warning"
     assert unavailable["request_id"] == "req-that-queued"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_consumer_line_carries_the_event_it_handles(consumer_queue, json_lines, settings):
+    # given: an order's event on the broker, for a consumer whose handler fails once
+    settings.CONSUMER_RETRY_DELAY_SECONDS = 0
+    events_consume(
+        queue_name=consumer_queue, binding="order.*", handler=lambda e: None, idle_timeout=0.1
+    )
+    audit = Audit(actor="tester", source=Source.API, correlation_id="req-of-the-order")
+    order = order_create(
+        customer_id=None, reference="", lines={ProductFactory().sku: 1}, audit=audit
+    )
+    assert outbox_relay().published == 1
+    event = OutboxEvent.objects.get(aggregate_type="order", aggregate_id=str(order.pk))
+    calls = []
+
+    def handler(received: dict) -> None:
+        calls.append(received["id"])
+        logging.getLogger("config.tests").info("handling")
+        if len(calls) == 1:
+            raise RuntimeError("not yet")
+
+    # when
+    events_consume(queue_name=consumer_queue, binding="order.*", handler=handler, idle_timeout=1)
+
+    # then: the handler's own lines and the consumer's failure line name the event
+    lines = json_lines()
+    handling = [line for line in lines if line["message"] == "handling"]
+    [failed] = [line for line in lines if line["logger"] == "history.consumers"]
+    assert len(handling) == 2
+    for line in (*handling, failed):
+        assert line["event_id"] == str(event.event_id)
+        assert line["event_type"] == "order.created"
+        assert line["order_id"] == str(order.pk)
+        assert line["request_id"] == "req-of-the-order"
+        assert line["consumer"] == consumer_queue
+    assert failed["level"] == "error" and "RuntimeError: not yet" in failed["exception"]
