@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import BooleanField, CharField, F, Func, Value
 from django.utils import timezone
 
+from config.errors import LedgerArchived
 from config.tracing import traced
 from history import merkle
 from history.chain import GENESIS, seal_message, timestamp_text
@@ -263,7 +264,20 @@ def consistency(first: LedgerSeal, second: LedgerSeal) -> list[bytes]:
     if second.number <= first.number:
         return []
     leaves = _leaves_between(first, second)
+    if len(leaves) != second.tree_size - first.tree_size:
+        raise _not_in_database(first.number + 1, second.number)
     return merkle.consistency_proof_after(_frontier(first), first.tree_size, leaves)
+
+
+def _not_in_database(first: int, last: int) -> LedgerArchived:
+    """A proof needs the rows of these seals, and some are not in the ledgers any more:
+    archived (history.archive), or deleted (verify_ledger says which)."""
+    seals = f"seal {first}" if first == last else f"seals {first} to {last}"
+    return LedgerArchived(
+        f"The proof needs every row {seals} covered, and some are no longer in the database: "
+        "they are in an archived month (ledger_restore brings it back), or were deleted "
+        "(verify_ledger names them)."
+    )
 
 
 @dataclass(frozen=True)
@@ -284,6 +298,8 @@ def entry_proof(*, entry_hash: bytes, txid: int) -> EntryProof | None:
         return None
     previous = seal_before(seal)
     batch = _batch_hashes(previous.snapshot if previous else NOTHING_SEEN, seal.snapshot)
+    if len(batch) != seal.batch_size:
+        raise _not_in_database(seal.number, seal.number)
     start = previous.tree_size if previous else 0
     index = start + batch.index(entry_hash)
     leaves = [merkle.leaf_hash(h) for h in batch]

@@ -24,8 +24,9 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from config.errors import LedgerArchived
 from config.sql import fetch_all
-from history.archive import ArchivedRun
+from history.archive import ArchivedRun, archived_before
 from history.models import (
     DailyChangeCounts,
     LedgerKind,
@@ -193,7 +194,15 @@ ORDER BY version, id"""
 
 
 def order_as_of(*, order_id: int, at: datetime) -> ReplayedOrder | None:
-    """The order as it stood at `at`, rebuilt from the ledger; None if it did not exist."""
+    """The order as it stood at `at`, rebuilt from the ledger; None if it did not exist.
+    LedgerArchived when some of its rows up to `at` are in an archived month (one indexed
+    query; history.archive): a replay without them would be wrong."""
+    if month := archived_before(ledger=LedgerKind.ORDER, aggregate_id=order_id, at=at):
+        raise LedgerArchived(
+            f"Order {order_id}'s changes of {month:%Y-%m} are archived out of the database "
+            f"(ledger_archive): its state as of {at.isoformat()} cannot be rebuilt until that "
+            "month is restored (ledger_restore)."
+        )
     rows = [_ReplayRow(*row) for row in fetch_all(_AS_OF, [order_id, at])]
     state = order_replay(rows, order_id=order_id)
     return state if state.version else None

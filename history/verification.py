@@ -42,7 +42,7 @@ def chain_problems(
         if row["prev_hash"] != GENESIS and row["prev_hash"] not in known:
             starts.append(row["prev_hash"])
             problems.append(
-                f"a row is missing before row {row['id']} (version {row['version']}): it links "
+                f"a row is missing before {_row_name(row)}: it links "
                 f"to {row['prev_hash'].hex()[:16]}…, which no row has (deleted, or the row "
                 "before it edited and re-hashed)"
             )

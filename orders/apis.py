@@ -3,7 +3,12 @@ render. Every write accepts Idempotency-Key; every order write accepts If-Match.
 
 import orjson
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView, RetrieveAPIView
@@ -15,6 +20,7 @@ from config.api.conditional import etag, expected_version
 from config.api.fields import BoundedListField, StrictIntegerField
 from config.api.pagination import TimelinePagination
 from config.api.replica import ReplicaReadMixin
+from config.api.schema import ProblemSerializer
 from config.api.serializers import StrictSerializer, parse_aware_datetime
 from history.apis import LedgerListApi
 from history.audit import api_audit
@@ -170,7 +176,14 @@ class OrderDetailApi(ReplicaReadMixin, IdempotentMixin, APIView):
                 description="ISO-8601 time with offset: the order as it stood then.",
             )
         ],
-        responses={200: OrderOutput},
+        responses={
+            200: OrderOutput,
+            410: OpenApiResponse(
+                ProblemSerializer,
+                description="as_of needs changes of a month archived out of the database "
+                "(code `ledger_archived`).",
+            ),
+        },
     )
     def get(self, request, order_id: int):
         as_of = request.query_params.get("as_of")

@@ -25,12 +25,14 @@ from history.models import (
     Source,
     StockLedgerEntry,
 )
+from history.projector import projections_run
 from history.seals import ledger_seal
 from history.services import partitions_ensure
 from inventory.services import location_create, stock_adjust, stock_receive
 from orders.management.commands.seed_demo import _clock
 from orders.services import order_adjust, order_set_quantities
 from tests import database
+from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,10 +68,10 @@ def _owner(sql: str, params=()) -> list:
         return cursor.fetchall() if cursor.description else []
 
 
-def _verify() -> tuple[int, str]:
+def _verify(*args) -> tuple[int, str]:
     out = io.StringIO()
     try:
-        call_command("verify_ledger", "--skip-snapshots", stdout=out)
+        call_command("verify_ledger", "--skip-snapshots", *args, stdout=out)
     except SystemExit as exit_:
         return exit_.code, out.getvalue()
     return 0, out.getvalue()
@@ -103,8 +105,9 @@ def archive_dir(settings, tmp_path):
 @pytest.fixture
 def history(archive_dir, make_order, product, other_product):
     """An order and a stock level with rows three months ago, two months ago and this
-    month, sealed between the months and at the end."""
-    partitions_ensure(months_ahead=3, since=_month(-3))
+    month, sealed between the months and at the end, projected; four months ago an empty
+    month."""
+    partitions_ensure(months_ahead=3, since=_month(-4))
     location_create(code="WH-A", name="Archive")
     with _clock(_month(-3) + timedelta(days=2, hours=5)):
         order = make_order(lines={product.sku: 10, other_product.sku: 5})
@@ -118,6 +121,7 @@ def history(archive_dir, make_order, product, other_product):
     order_adjust(order_id=order.pk, deltas={product.sku: -2}, audit=AUDIT)
     stock_receive(sku=product.sku, location="WH-A", quantity=7, audit=AUDIT)
     ledger_seal()
+    projections_run()
     return order
 
 
@@ -132,15 +136,15 @@ def test_old_months_are_archived_verified_and_dropped_and_verify_ledger_goes_on(
     # when
     call_command("ledger_archive", "--before", _yyyymm(-1), stdout=out)
 
-    # then: both ledgers' two old months are gone from the database, into files
+    # then: both ledgers' three old months (one empty) are gone from the database, to files
     for table in LEDGERS:
-        assert not _exists(_partition(table, -3))
-        assert not _exists(_partition(table, -2))
+        assert not any(_exists(_partition(table, month)) for month in (-4, -3, -2))
         assert _exists(_partition(table, -1)) and _exists(_partition(table, 0))
     assert OrderLedgerEntry.objects.count() == 1
     assert StockLedgerEntry.objects.count() == 1
-    assert LedgerArchive.objects.filter(dropped_at__isnull=False).count() == 4
-    assert out.getvalue().count("partition dropped") == 4
+    assert LedgerArchive.objects.filter(dropped_at__isnull=False).count() == 6
+    assert LedgerArchive.objects.get(ledger="stock", month=_month(-4).date()).row_count == 0
+    assert out.getvalue().count("partition dropped") == 6
     assert _fingerprint() == before
     # the manifest names the month, its rows and where each chain stands at its end
     archive = LedgerArchive.objects.get(ledger="order", month=_month(-3).date())
@@ -152,10 +156,13 @@ def test_old_months_are_archived_verified_and_dropped_and_verify_ledger_goes_on(
     assert (head["first_version"], head["version"], head["rows"]) == (1, 2, 3)
     assert head["prev_hash"] == "00" * 32
     assert head["after"] == {"lines": {"SKU-1": 12, "SKU-2": 5}, "status": None}
-    # and verify_ledger checks the archives and continues every chain, replay and seal
-    code, output = _verify()
-    assert code == 0, output
-    assert "OK: all 4 archived ledger month(s) verify" in output
+    # and verify_ledger checks the archives and continues every chain, replay and seal,
+    # and compares the snapshots
+    out = io.StringIO()
+    call_command("verify_ledger", stdout=out)
+    assert "OK: all 6 archived ledger month(s) verify" in out.getvalue()
+    # the beat does not make the archived months again
+    assert partitions_ensure(months_ahead=3, since=_month(-4)) == 0
     # nothing left to do
     again = io.StringIO()
     call_command("ledger_archive", "--before", _yyyymm(-1), stdout=again)
@@ -168,12 +175,12 @@ def test_the_current_month_is_refused(archive_dir):
 
 
 def test_a_month_with_rows_in_the_default_partition_is_refused(history, product):
-    # given: a backdated row five months ago, where no partition is: the DEFAULT one
-    with _clock(_month(-5) + timedelta(days=3)):
+    # given: a backdated row six months ago, where no partition is: the DEFAULT one
+    with _clock(_month(-6) + timedelta(days=3)):
         stock_receive(sku=product.sku, location="WH-A", quantity=1, audit=AUDIT)
 
     # when / then: refused, naming the month, and nothing archived
-    with pytest.raises(CommandError, match=f"DEFAULT partition holds rows of {_yyyymm(-5)}"):
+    with pytest.raises(CommandError, match=f"DEFAULT partition holds rows of {_yyyymm(-6)}"):
         call_command("ledger_archive", "--before", _yyyymm(-1))
     assert not LedgerArchive.objects.exists()
     assert _exists(_partition(LEDGERS[0], -3))
@@ -289,6 +296,28 @@ def test_verify_ledger_names_a_missing_file_and_a_registry_row_that_disagrees(hi
     assert "the registry says 7" in output
 
 
+def test_verify_ledger_names_a_registered_head_that_was_rewritten(history):
+    # given: a superuser moves the order's archived head to another hash
+    call_command("ledger_archive", "--before", _yyyymm(-1))
+    _owner("ALTER TABLE history_ledgerarchivehead DISABLE TRIGGER USER")
+    try:
+        _owner(
+            "UPDATE history_ledgerarchivehead SET hash = %s WHERE aggregate_id = %s "
+            "AND location_id IS NULL AND first_version = 1",
+            [bytes(32), history.pk],
+        )
+    finally:
+        _owner("ALTER TABLE history_ledgerarchivehead ENABLE TRIGGER USER")
+
+    # when
+    code, output = _verify()
+
+    # then: the registry disagrees with the file, and the chain no longer links
+    assert code == 1
+    assert "the registry's chain heads do not match the file's rows" in output
+    assert f"order {history.pk}: chain: a row is missing before the archived rows" in output
+
+
 # --- restore ---------------------------------------------------------------------------------
 
 
@@ -311,7 +340,7 @@ def test_a_month_is_restored_verified_and_can_be_archived_again(history):
     assert _fingerprint() == before
     code, output = _verify()
     assert code == 0, output
-    assert "OK: all 3 archived ledger month(s) verify" in output
+    assert "OK: all 5 archived ledger month(s) verify" in output
     # a second restore is refused: the month is present
     with pytest.raises(CommandError, match="present already"):
         call_command("ledger_restore", str(path))
@@ -360,8 +389,8 @@ def test_a_crash_after_any_step_loses_nothing_and_a_rerun_finishes(history, arch
     # and a second run finishes the job
     rerun = _manage(archive_dir, "ledger_archive", "--before", _yyyymm(-1))
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert LedgerArchive.objects.filter(dropped_at__isnull=False).count() == 4
-    assert not any(_exists(_partition(t, m)) for t in LEDGERS for m in (-3, -2))
+    assert LedgerArchive.objects.filter(dropped_at__isnull=False).count() == 6
+    assert not any(_exists(_partition(t, m)) for t in LEDGERS for m in (-4, -3, -2))
     assert _fingerprint() == before
     assert list(archive_dir.glob(".*partial")) == []
     code, output = _verify()
@@ -391,3 +420,51 @@ def test_a_crash_in_the_middle_of_a_restore_leaves_the_archive_and_a_rerun_resto
     assert _exists(_partition(LEDGERS[1], -3))
     assert _fingerprint() == before
     assert _verify()[0] == 0
+
+
+# --- reads of archived months -----------------------------------------------------------------
+
+
+def test_as_of_before_the_archive_horizon_is_a_410_problem_not_a_wrong_answer(history, api):
+    # given
+    call_command("ledger_archive", "--before", _yyyymm(-1))
+    url = f"/api/v1/orders/{history.pk}/"
+
+    # when
+    archived = api.get(url, {"as_of": (_month(-2) + timedelta(days=28)).isoformat()})
+    later = api.get(url, {"as_of": (_month(-1) + timedelta(days=1)).isoformat()})
+
+    # then: a time whose state needs archived rows is refused, naming the month
+    body = assert_problem(archived, 410, "ledger_archived")
+    assert _yyyymm(-2) in body["detail"] and "ledger_restore" in body["detail"]
+    # and so is a later one (the replay starts from the first row); the current state is
+    # served as ever
+    assert_problem(later, 410, "ledger_archived")
+    assert api.get(url).json()["lines"] == [
+        {"sku": "SKU-1", "quantity": 10},
+        {"sku": "SKU-2", "quantity": 8},
+    ]
+
+
+def test_a_proof_that_needs_archived_rows_is_a_410_problem(history, api):
+    # given: the order's live row was sealed by a seal that covers only live rows, but the
+    # consistency proof from an archived month's seal needs its rows
+    call_command("ledger_archive", "--before", _yyyymm(-1))
+
+    # when
+    proof = api.get(f"/api/v1/orders/{history.pk}/proof/")
+    consistency = api.get("/api/v1/seals/consistency/", {"first": 1, "second": 3})
+
+    # then: the live row's proof is served; the old seals' consistency is refused
+    assert proof.status_code == 200, proof.content
+    assert proof.json()["seal"]["number"] == 3
+    assert_problem(consistency, 410, "ledger_archived")
+
+
+def test_rebuild_projections_is_refused_while_months_are_archived(history):
+    # given
+    call_command("ledger_archive", "--before", _yyyymm(-1))
+
+    # when / then
+    with pytest.raises(CommandError, match=f"archived out of the database .*{_yyyymm(-3)}"):
+        call_command("rebuild_projections")

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from history.archive import archives_live
 from history.projector import PROJECTIONS, projections_rebuild
 
 
@@ -15,5 +16,12 @@ class Command(BaseCommand):
         unknown = sorted(set(names) - set(PROJECTIONS))
         if unknown:
             raise CommandError(f"Unknown projection(s): {', '.join(unknown)}.")
+        if archived := list(archives_live().values_list("ledger", "month")):
+            months = ", ".join(f"{ledger} {month:%Y-%m}" for ledger, month in archived)
+            raise CommandError(
+                f"Refused: ledger months are archived out of the database ({months}), and a "
+                "rebuild from the ledger would leave their rows out of the projections. "
+                "Restore them first (ledger_restore)."
+            )
         for name, applied in projections_rebuild(names=names or None).items():
             self.stdout.write(f"{name}: rebuilt from {applied} ledger rows")
