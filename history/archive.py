@@ -37,7 +37,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from psycopg import sql
@@ -359,25 +359,36 @@ def _names(ledger: str, month: date) -> tuple[str, str]:
 
 def ledger_archive_month(*, ledger: str, month: date) -> Archived:
     """Archive one month of one ledger, verify the file, register it, drop the partition.
-    A month an earlier run registered but did not drop is checked against its file again,
-    then dropped."""
-    registered = LedgerArchive.objects.filter(
-        ledger=ledger, month=month, restored_at__isnull=True
-    ).first()
-    resumed = registered is not None
-    if registered is None:
-        registered = _archive_and_register(ledger, month)
-    elif problems := list(_file_problems(registered)):
-        raise ArchiveRefused(
-            f"the {ledger} ledger's {month:%Y-%m} is registered as archived, but its file "
-            f"does not match: {'; '.join(problems)}. The partition was not dropped."
-        )
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT history_ledger_archive_drop(%s)", [registered.pk])
-    _fault("dropped")
-    return Archived(
-        ledger, month, registered.row_count, archive_dir() / registered.file_name, resumed
+    The archive an earlier run registered but did not drop is checked against its file
+    again and used, unless the file or the partition changed since: then the month is
+    archived again (the earlier registration stays, superseded)."""
+    registered = (
+        LedgerArchive.objects.filter(ledger=ledger, month=month, dropped_at__isnull=True)
+        .order_by("-id")
+        .first()
     )
+    resumed = registered is not None and not any(_file_problems(registered))
+    if not resumed:
+        registered = _archive_and_register(ledger, month)
+    try:
+        _drop(registered)
+    except DataError as exc:
+        if not resumed:
+            raise ArchiveRefused(
+                f"the {ledger} ledger's {month:%Y-%m} changed while it was being archived (a "
+                "backdated row written meanwhile?), so its partition was not dropped: run "
+                f"ledger_archive again. {exc}".strip()
+            ) from exc
+        registered, resumed = _archive_and_register(ledger, month), False
+        _drop(registered)
+    _fault("dropped")
+    path = archive_dir() / registered.file_name
+    return Archived(ledger, month, registered.row_count, path, resumed)
+
+
+def _drop(archive: LedgerArchive) -> None:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT history_ledger_archive_drop(%s)", [archive.pk])
 
 
 def _archive_and_register(ledger: str, month: date) -> LedgerArchive:
@@ -528,8 +539,12 @@ def archives_live() -> Iterable[LedgerArchive]:
 
 
 def archives_pending() -> list[LedgerArchive]:
-    """Archives registered whose partition a crashed run did not drop yet."""
-    return list(LedgerArchive.objects.filter(dropped_at__isnull=True))
+    """Archives registered whose partition a crashed run did not drop yet: the latest
+    archive of a month, when it is not dropped."""
+    latest = {}
+    for archive in LedgerArchive.objects.order_by("id"):
+        latest[archive.ledger, archive.month] = archive
+    return [archive for archive in latest.values() if archive.dropped_at is None]
 
 
 def _read(archive: LedgerArchive, on_row=None) -> Contents | None:
@@ -736,7 +751,7 @@ def _restore(path: Path) -> LedgerArchive:
     archives = LedgerArchive.objects.filter(ledger=ledger, month=month)
     archive = archives.filter(dropped_at__isnull=False, restored_at__isnull=True).first()
     if archive is None:
-        present = archives.filter(restored_at__isnull=True).exists() or _month_rows(ledger, month)
+        present = archives.exists() or _month_rows(ledger, month)
         raise ArchiveRefused(
             f"the {ledger} ledger's {month:%Y-%m} is "
             + (

@@ -530,9 +530,12 @@ class LedgerArchive(models.Model):
         verbose_name = "ledger archive"
         ordering = ["month", "ledger", "id"]
         constraints = [
+            # One archive per month out of the database. A month may have other archives:
+            # restored ones, and ones superseded before their drop (the partition changed
+            # after they were registered, so a later run archived it again).
             models.UniqueConstraint(
                 fields=["ledger", "month"],
-                condition=models.Q(restored_at__isnull=True),
+                condition=models.Q(dropped_at__isnull=False, restored_at__isnull=True),
                 name="ledger_archive_one_per_month",
             ),
             models.CheckConstraint(

@@ -186,6 +186,61 @@ def test_a_month_with_rows_in_the_default_partition_is_refused(history, product)
     assert _exists(_partition(LEDGERS[0], -3))
 
 
+def test_an_order_whose_months_interleave_in_its_chain_verifies_after_the_archive(history, product):
+    # given: a change dated last month, then one backdated two months (a command that
+    # took its time across a month's end looks like this): the order's chain runs through
+    # month -3, month -1 (in the database), month -2 (archived), this month
+    with _clock(_month(-1) + timedelta(days=1)):
+        order_adjust(order_id=history.pk, deltas={product.sku: 1}, audit=AUDIT)
+    with _clock(_month(-2) + timedelta(days=28)):
+        order_adjust(order_id=history.pk, deltas={product.sku: 1}, audit=AUDIT)
+        stock_adjust(sku=product.sku, location="WH-A", delta=1, audit=AUDIT)
+    ledger_seal()
+
+    # when
+    call_command("ledger_archive", "--before", _yyyymm(-1))
+
+    # then: month -2's rows of the order are two runs of its chain, and all verifies
+    archive = LedgerArchive.objects.get(ledger="order", month=_month(-2).date())
+    assert [(h.first_version, h.version) for h in archive.heads.order_by("first_id")] == [
+        (3, 3),
+        (6, 6),
+    ]
+    code, output = _verify()
+    assert code == 0, output
+
+
+def test_a_month_changed_after_it_was_registered_is_archived_again(history, archive_dir, product):
+    # given: the archiver died right after registering the order ledger's first month;
+    # then a backdated row arrived in that month
+    killed = _manage(archive_dir, "ledger_archive", "--before", _yyyymm(-2), fault="registered")
+    assert killed.returncode == -signal.SIGKILL
+    stale = LedgerArchive.objects.get()
+    with _clock(_month(-4) + timedelta(days=1)):
+        order_adjust(order_id=history.pk, deltas={product.sku: 1}, audit=AUDIT)
+    before = _fingerprint()
+
+    # when: the database refuses the stale archive's drop; the rerun archives the month again
+    with (
+        pytest.raises(DatabaseError, match="not dropped"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("SELECT history_ledger_archive_drop(%s)", [stale.pk])
+    call_command("ledger_archive", "--before", _yyyymm(-2))
+
+    # then: the new row is in the new archive, the stale registration stays, undropped
+    month = LedgerArchive.objects.filter(ledger="order", month=_month(-4).date())
+    assert [(a.row_count, a.dropped_at is not None) for a in month.order_by("id")] == [
+        (0, False),
+        (1, True),
+    ]
+    assert _fingerprint() == before
+    code, output = _verify()
+    assert code == 0, output
+    assert "NOTE" not in output
+
+
 # --- the database's guard -------------------------------------------------------------------
 
 
