@@ -124,6 +124,25 @@ def test_a_session_user_is_on_the_line(user_with_role, json_lines):
 
 
 @pytest.mark.django_db
+def test_logging_does_not_look_the_session_user_up_itself(
+    user_with_role, json_lines, django_assert_num_queries
+):
+    # given: a session cookie, on a view that never asks who the user is
+    client = Client()
+    client.force_login(user_with_role("order_staff"))
+
+    # when
+    with django_assert_num_queries(0):
+        response = client.get("/healthz", HTTP_X_REQUEST_ID=REQUEST_ID)
+
+    # then: no session read, no Vary: Cookie; the line says the user is not known
+    assert response.status_code == 200
+    assert "Vary" not in response
+    line = finished(json_lines())
+    assert (line["request_id"], line.get("user_id")) == (REQUEST_ID, None)
+
+
+@pytest.mark.django_db
 def test_a_library_line_written_during_the_request_carries_its_request_id(json_lines):
     # given: a line written outside any request
     logging.getLogger("config.tests").warning("a line from %s", "elsewhere")
