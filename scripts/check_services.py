@@ -1,10 +1,12 @@
 """Fails fast, naming the service, when PostgreSQL, Redis or RabbitMQ is not reachable, or
-when Debian's Chromium (which the browser tests in tests/browser/ drive) is not installed.
+when Debian's Chromium (which the browser tests in tests/browser/ drive) or promtool (which
+checks the alert rules, tests/test_observability.py) is not installed.
 
 `make test` runs this before pytest; the root conftest runs it too, so a missing service is
 a clear failure and never a skip."""
 
 import os
+import shutil
 import socket
 import sys
 from urllib.parse import urlparse
@@ -49,6 +51,11 @@ def missing_services() -> list[str]:
             f"Chromium is not installed at {CHROMIUM} (the browser tests drive it)."
             " Install it: apt-get install -y chromium (.ci/run does)"
         )
+    if shutil.which("promtool") is None:
+        problems.append(
+            "promtool is not installed (it checks the alert rules in deploy/prometheus)."
+            " Install it: apt-get install -y prometheus (.ci/run does)"
+        )
     return problems
 
 
@@ -59,4 +66,7 @@ if __name__ == "__main__":
     if problems:
         print("The test suite needs all of them; it never skips.", file=sys.stderr)
         sys.exit(1)
-    print(f"PostgreSQL, Redis and RabbitMQ are reachable; Chromium is at {CHROMIUM}.")
+    print(
+        f"PostgreSQL, Redis and RabbitMQ are reachable; Chromium is at {CHROMIUM};"
+        f" promtool is at {shutil.which('promtool')}."
+    )
