@@ -18,6 +18,7 @@ from config.api.conditional import etag
 from config.api.fields import NonZeroIntegerField, StrictIntegerField
 from config.api.filters import IdFilter, TrueFalseFilter
 from config.api.serializers import AwareDateTimeField, StrictSerializer
+from config.logging import bind as log_bind
 from history.audit import api_audit
 from history.idempotency import IdempotentMixin
 from history.serializers import ReasonCodeField
@@ -250,7 +251,9 @@ class StockLevelOutput(serializers.ModelSerializer):
 
 
 def stock_level_response(level: StockLevel) -> Response:
-    return Response(StockLevelOutput(level).data, headers={"ETag": etag(level.version)})
+    data = StockLevelOutput(level).data
+    log_bind(stock_level=f"{data['sku']}@{data['location']}")  # on the request's log line
+    return Response(data, headers={"ETag": etag(level.version)})
 
 
 class StockReceiveApi(IdempotentMixin, APIView):

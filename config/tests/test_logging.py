@@ -30,6 +30,7 @@ from history.audit import Audit
 from history.consumers import events_consume
 from history.models import OrderLedgerEntry, OutboxEvent, Source
 from history.relay import RELAY_TASK, Publisher, outbox_relay
+from inventory.services import location_create
 from orders.services import order_create
 from tests.factories import ProductFactory
 
@@ -105,6 +106,26 @@ def test_a_generated_request_id_is_the_one_the_response_and_the_ledger_get(
     assert finished(json_lines())["request_id"] == generated
     entry = OrderLedgerEntry.objects.filter(order_id=order.pk).latest("version")
     assert entry.correlation_id == generated
+
+
+@pytest.mark.django_db
+def test_a_stock_move_line_carries_its_stock_level(api, product, json_lines):
+    # given
+    location_create(code="LOG-1", name="Logs")
+
+    # when
+    response = api.post(
+        "/api/v1/stock/receive/",
+        {"sku": product.sku, "location": "LOG-1", "quantity": 3, "reason": "delivery"},
+        format="json",
+        HTTP_X_REQUEST_ID=REQUEST_ID,
+    )
+
+    # then
+    assert response.status_code == 200, response.content
+    line = finished(json_lines())
+    assert (line["stock_level"], line["view"]) == (f"{product.sku}@LOG-1", "stock-receive")
+    assert (line["request_id"], line["user_id"]) == (REQUEST_ID, api.user.pk)
 
 
 @pytest.mark.django_db
