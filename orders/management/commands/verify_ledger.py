@@ -75,12 +75,14 @@ class Command(BaseCommand):
         problems = 0
         # The archived months: their files against the registry, their rows loaded for the
         # seals; the chains and replays go on from their heads (history.archive).
-        for problem in archive_problems(load_rows=True):
-            problems += 1
-            self.stdout.write(problem)
-        archived = {
-            LEDGERS[ledger]._meta.db_table: table for ledger, table in ARCHIVED_ROWS.items()
-        }
+        archived = None
+        if archives_live().exists():
+            for problem in archive_problems(load_rows=True):
+                problems += 1
+                self.stdout.write(problem)
+            archived = {
+                LEDGERS[ledger]._meta.db_table: table for ledger, table in ARCHIVED_ROWS.items()
+            }
         for order_id, problem in order_chain_problems():
             problems += 1
             self.stdout.write(f"order {order_id}: chain: {problem}")
