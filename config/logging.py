@@ -8,22 +8,24 @@ to the context when it is written:
 - `request_id`: the request's correlation id (config.middleware.CorrelationIdMiddleware:
   the caller's `X-Request-ID` when sane, else a new one), the one the ledger stores and the
   response echoes; in a Celery task, the id of the request that queued it;
-- `user_id` (the user's pk; with an API token from the moment DRF authenticated it), `ip`;
+- `user_id` (the user's pk: an API token's from the moment it is authenticated, a session's
+  once something evaluated `request.user`), `ip` (the rate limits' client address);
 - `trace_id`, `span_id`: the current OpenTelemetry span's, when one is recording
   (config/tracing.py);
-- `view` and the ids in its URL (`order_id`, `transfer_id`, ...); `event_id`, `event_type`
-  and the aggregate (`order_id`, `stock_level`, ...) where one event is concerned (the
-  relay, the consumers); `task`, `task_id` in a Celery task.
+- `view` and the ids in its URL (`order_id`, `transfer_id`, ...), a stock move's
+  `stock_level`; `event_id`, `event_type` and the aggregate (`order_id`, `stock_level`, ...)
+  where one event is concerned (the relay, the consumers); `task_id` in a Celery task.
 
 Why structlog with django-structlog rather than the standard library with a JSON formatter:
-the fields above live in the context (contextvars), not in each call, so the thousands of
-existing `logger.info(...)` lines get them without a change, and the context has to follow a
+the fields above live in the context (contextvars), not in each call, so the existing
+`logger.info(...)` calls get them without a change, and the context has to follow a
 request into the Celery tasks it queues. django-structlog does both (its request middleware
 binds and clears the context and writes the `request_finished` line; its Celery receivers
 carry the context in the task headers and bind `task_id`), structlog's ProcessorFormatter
 renders the standard library's records and its own through one chain, and both are well
 kept (DESIGN.md §9). What we add is small: our correlation id and trusted client address
-instead of django-structlog's own, the user of an API token, the view's ids, the span ids.
+instead of django-structlog's own, the user bound without a session lookup of our own, the
+view's ids, the span ids, the event fields.
 """
 
 import sys
@@ -36,6 +38,7 @@ import structlog
 from django.dispatch import receiver
 from django.utils.functional import SimpleLazyObject, empty
 from django_structlog import signals as request_signals
+from django_structlog.celery import signals as task_signals
 from django_structlog.middlewares import RequestMiddleware
 
 try:  # the API package only; config/tracing.py installs the SDK that records spans
@@ -232,6 +235,22 @@ def _request_finished(sender, request, logger, response, log_kwargs, **kwargs) -
     started = getattr(request, "_log_started", None)
     if started is not None:
         log_kwargs["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
+
+
+# What a task's lines inherit from whoever queued it: who and which request, not the
+# request's view or ids (a relay task kicked by one order's write relays many orders).
+_CARRIED_INTO_TASKS = ("request_id", "user_id", "ip", "parent_task_id")
+
+
+@receiver(task_signals.modify_context_before_task_publish)
+def _task_context(sender, context: dict, **kwargs) -> None:
+    for key in [key for key in context if key not in _CARRIED_INTO_TASKS]:
+        del context[key]
+
+
+@receiver(task_signals.bind_extra_task_metadata)
+def _task_bind(sender, task, logger, **kwargs) -> None:
+    structlog.contextvars.bind_contextvars(task=task.name)
 
 
 def user_bind(user) -> None:

@@ -344,8 +344,9 @@ def test_a_worker_logs_json_with_the_task_the_queuing_request_and_the_event(json
     )
     event = OutboxEvent.objects.get(aggregate_type="order", aggregate_id=str(order.pk))
 
-    # when: another request queues the relay task (its context travels in the headers)
-    with bound(request_id="req-that-queued", user_id=7):
+    # when: another request queues the relay task (who and which request travel in the
+    # headers, not the request's view and ids)
+    with bound(request_id="req-that-queued", user_id=7, view="order-adjust", order_id=99):
         task_id = app.send_task(RELAY_TASK, queue=queue).id
     deadline = time.monotonic() + 30
     while not [line for line in worker_lines() if line.get("message") == "task_succeeded"]:
@@ -358,6 +359,8 @@ def test_a_worker_logs_json_with_the_task_the_queuing_request_and_the_event(json
     lines = [line for line in worker_lines() if line.get("task_id") == task_id]
     [succeeded] = [line for line in lines if line["message"] == "task_succeeded"]
     assert (succeeded["request_id"], succeeded["user_id"]) == ("req-that-queued", 7)
+    assert succeeded["task"] == RELAY_TASK
+    assert "view" not in succeeded and "order_id" not in succeeded
     assert isinstance(succeeded["duration_ms"], int)
     [dead] = [line for line in lines if line.get("event_id") == str(event.event_id)]
     assert dead["logger"] == "history.relay" and dead["level"] == "error"
