@@ -223,9 +223,7 @@ def exported_names(text: str) -> set[str]:
     such as the read replica's without DATABASE_REPLICA_URL), each with the suffixes its
     type gets."""
     names = {
-        sample.name
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
+        sample.name for family in text_string_to_metric_families(text) for sample in family.samples
     }
     suffixes = {
         "counter": ("_total",),
