@@ -67,6 +67,7 @@ def test_metrics_is_served_as_prometheus_text_with_every_metric_name():
         "ordertrack_events_published_total",
         "ordertrack_events_dead_lettered_total",
         "ordertrack_relay_lag_seconds_bucket",
+        "ordertrack_relay_publish_seconds_bucket",
         "ordertrack_cache_requests_total",
         "ordertrack_projection_lag_events",
         "ordertrack_projection_lag_seconds",
@@ -258,6 +259,7 @@ def test_relaying_counts_published_events_by_type_and_observes_their_lag(audit):
     adjusted = value("ordertrack_events_published_total", event_type="order.quantity_adjusted")
     observed = value("ordertrack_relay_lag_seconds_count")
     lag_sum = value("ordertrack_relay_lag_seconds_sum")
+    waves = value("ordertrack_relay_publish_seconds_count")
 
     # when: the real relay publishes to the real RabbitMQ
     result = outbox_relay()
@@ -273,6 +275,8 @@ def test_relaying_counts_published_events_by_type_and_observes_their_lag(audit):
     added = value("ordertrack_relay_lag_seconds_sum") - lag_sum
     assert 0 < added < 4 * 60
     assert value("ordertrack_relay_lag_seconds_bucket", le="+Inf") >= observed + 4
+    # three waves: both orders' first events, then the first order's second, then its third
+    assert value("ordertrack_relay_publish_seconds_count") == waves + 3
 
 
 @pytest.mark.django_db(transaction=True)
