@@ -547,20 +547,23 @@ def archives_pending() -> list[LedgerArchive]:
     return [archive for archive in latest.values() if archive.dropped_at is None]
 
 
-def _read(archive: LedgerArchive, on_row=None) -> Contents | None:
-    path = archive_dir() / archive.file_name
+def _read(archive: LedgerArchive, on_row=None, directory: Path | None = None) -> Contents | None:
+    path = (directory or archive_dir()) / archive.file_name
     if not path.exists():
         return None
     return archive_read(path, ledger=archive.ledger, month=archive.month, on_row=on_row)
 
 
-def _file_problems(archive: LedgerArchive) -> Iterator[str]:
-    """How an archive's files disagree with the registry and with themselves."""
-    yield from _check(archive, _read(archive))
+def _file_problems(archive: LedgerArchive, directory: Path | None = None) -> Iterator[str]:
+    """How an archive's files (in `directory`, by default LEDGER_ARCHIVE_DIR) disagree
+    with the registry and with themselves."""
+    yield from _check(archive, _read(archive, directory=directory), directory)
 
 
-def _check(archive: LedgerArchive, contents: Contents | None) -> Iterator[str]:
-    directory = archive_dir()
+def _check(
+    archive: LedgerArchive, contents: Contents | None, directory: Path | None = None
+) -> Iterator[str]:
+    directory = directory or archive_dir()
     if contents is None:
         yield f"its file {directory / archive.file_name} is missing"
         return
@@ -756,17 +759,19 @@ def _restore(path: Path) -> LedgerArchive:
             f"the {ledger} ledger's {month:%Y-%m} is "
             + (
                 "present already (not archived, or restored): nothing to restore"
-                if present or archives.exists()
+                if present
                 else "not a registered archive: nothing to restore"
             )
         )
+    if (file_path.name, manifest_path.name) != (archive.file_name, archive.manifest_name):
+        raise ArchiveRefused(f"{file_path} is not the registered archive's file")
     if _month_rows(ledger, month):
         raise ArchiveRefused(
             f"the {ledger} ledger holds rows of {month:%Y-%m} already: not restored"
         )
     if archive.sha256 != manifest.get("sha256"):
         raise ArchiveRefused(f"{manifest_path} is not the registered archive's manifest")
-    if problems := list(_file_problems(archive)):
+    if problems := list(_file_problems(archive, file_path.parent)):
         raise ArchiveRefused(f"the archive does not verify: {'; '.join(problems)}")
     table = _table(ledger)
     lower, upper = month_bounds(month)

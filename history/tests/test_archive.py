@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -523,3 +524,24 @@ def test_rebuild_projections_is_refused_while_months_are_archived(history):
     # when / then
     with pytest.raises(CommandError, match=f"archived out of the database .*{_yyyymm(-3)}"):
         call_command("rebuild_projections")
+
+
+def test_a_restore_from_a_copy_elsewhere_checks_that_copy(history, archive_dir, tmp_path):
+    # given: the archive brought back from object storage into another directory, and an
+    # edited copy of it in a third
+    call_command("ledger_archive", "--before", _yyyymm(-1))
+    archive = LedgerArchive.objects.get(ledger="order", month=_month(-3).date())
+    copies = {}
+    for name in ("fetched", "edited"):
+        copies[name] = tmp_path / name
+        copies[name].mkdir()
+        for file in (archive.file_name, archive.manifest_name):
+            shutil.copy(archive_dir / file, copies[name] / file)
+    (archive_dir / archive.file_name).unlink()
+    _rewrite(copies["edited"] / archive.file_name, lambda t: t.replace(",12,", ",13,"))
+
+    # when / then: the edited copy is refused, the intact one restored
+    with pytest.raises(CommandError, match="does not verify: its file's SHA-256"):
+        call_command("ledger_restore", str(copies["edited"] / archive.manifest_name))
+    call_command("ledger_restore", str(copies["fetched"] / archive.manifest_name))
+    assert OrderLedgerEntry.objects.filter(occurred_at__lt=_month(-2)).count() == 3
