@@ -167,6 +167,8 @@ class OutboxEventAdmin(BadgesMedia, ReadOnlyAdmin):
         "next_attempt_at",
         "dead_lettered_at",
         "last_error",
+        # The trace of the request that recorded it (README, "Tracing"); empty when off.
+        "traceparent",
         "pretty_payload",
     )
     readonly_fields = ("status_badge", "pretty_payload")

@@ -236,6 +236,20 @@ def test_view_page_shows_status_and_delivery_fields(admin_client, outbox):
     assert "connection refused" in content
 
 
+def test_view_page_shows_the_trace_the_event_was_recorded_in(admin_client, outbox):
+    # given
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    set_state(outbox["dead"], traceparent=traceparent)
+
+    # when
+    response = admin_client.get(
+        reverse("admin:history_outboxevent_change", args=[outbox["dead"].pk])
+    )
+
+    # then
+    assert traceparent in response.content.decode()
+
+
 def test_status_filter_query_count_does_not_grow_with_rows(
     admin_client, make_order, product, audit, django_assert_max_num_queries
 ):
