@@ -474,15 +474,16 @@ def stock_chain_problems(
     levels = StockLevel.objects.order_by("product_id", "location_id")
     entries = StockLedgerEntry.objects.order_by("product_id", "location_id", "id")
     if places is not None:
+        places = set(places)
         wanted = Q(pk__in=[])
         for product_id, location_id in places:
             wanted |= Q(product_id=product_id, location_id=location_id)
         levels, entries = levels.filter(wanted), entries.filter(wanted)
     heads = levels.values_list("product_id", "location_id", "ledger_head").iterator(2000)
-    archived = archived_chain_rows(LedgerKind.STOCK)
+    products = None if places is None else {product for product, _ in places}
+    archived = archived_chain_rows(LedgerKind.STOCK, aggregates=products)
     if places is not None:
-        wanted_places = set(places)
-        archived = (r for r in archived if (r["product_id"], r["location_id"]) in wanted_places)
+        archived = (r for r in archived if (r["product_id"], r["location_id"]) in places)
     rows = heapq.merge(
         ledger_rows(entries, key=["product_id", "location_id"], fields=STOCK_FIELDS),
         archived,

@@ -29,8 +29,11 @@ from history.models import (
 from history.projector import projections_run
 from history.seals import ledger_seal
 from history.services import partitions_ensure
+from inventory.models import StockLevel
+from inventory.selectors import stock_chain_problems
 from inventory.services import location_create, stock_adjust, stock_receive
 from orders.management.commands.seed_demo import _clock
+from orders.selectors import order_chain_problems
 from orders.services import order_adjust, order_set_quantities
 from tests import database
 from tests.problems import assert_problem
@@ -162,6 +165,10 @@ def test_old_months_are_archived_verified_and_dropped_and_verify_ledger_goes_on(
     out = io.StringIO()
     call_command("verify_ledger", stdout=out)
     assert "OK: all 6 archived ledger month(s) verify" in out.getvalue()
+    # and so do the timelines' checks of one chain
+    level = StockLevel.objects.get()
+    assert list(order_chain_problems(order_ids=[history.pk])) == []
+    assert list(stock_chain_problems(places=[(level.product_id, level.location_id)])) == []
     # the beat does not make the archived months again
     assert partitions_ensure(months_ahead=3, since=_month(-4)) == 0
     # nothing left to do
