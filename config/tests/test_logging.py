@@ -23,9 +23,13 @@ from django.db import connections
 from django.test import Client
 from kombu import Connection
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from config.celery_app import app
 from config.logging import bound, logging_config
+from config.tracing import tracing_setup, tracing_shutdown
 from history.audit import Audit
 from history.consumers import events_consume
 from history.models import OrderLedgerEntry, OutboxEvent, Source
@@ -408,3 +412,24 @@ def test_a_consumer_line_carries_the_event_it_handles(consumer_queue, json_lines
         assert line["request_id"] == "req-of-the-order"
         assert line["consumer"] == consumer_queue
     assert failed["level"] == "error" and "RuntimeError: not yet" in failed["exception"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_tracing_on_a_request_line_carries_its_server_span(api, make_order, json_lines):
+    # given: tracing on (config.tracing, the SDK exporting to memory)
+    order = make_order()
+    exporter = InMemorySpanExporter()
+    tracing_setup(span_processor=SimpleSpanProcessor(exporter))
+    try:
+        # when
+        response = api.get(f"/api/v1/orders/{order.pk}/", HTTP_X_REQUEST_ID=REQUEST_ID)
+    finally:
+        tracing_shutdown()
+
+    # then: the line is in the trace of the request's server span
+    assert response.status_code == 200
+    [server] = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
+    line = finished(json_lines())
+    assert line["trace_id"] == format(server.context.trace_id, "032x")
+    assert line["span_id"] == format(server.context.span_id, "016x")
+    assert line["request_id"] == REQUEST_ID
