@@ -382,10 +382,10 @@ def read_route_choose(*, status: ReplicaStatus, min_lsn: int | None) -> ReadRout
 def read_route(*, user_id: int | None, min_lsn_header: str | None) -> ReadRoute | None:
     """Where a read request goes: None without a replica (and nothing is looked up). The
     request's `X-Min-LSN` and what the user wrote in the window both count. ValueError for
-    a malformed X-Min-LSN."""
+    a malformed X-Min-LSN, with or without a replica: the header means the same everywhere."""
+    min_lsn = lsn_parse(min_lsn_header.strip()) if min_lsn_header is not None else 0
     if not configured():
         return None
-    min_lsn = lsn_parse(min_lsn_header.strip()) if min_lsn_header is not None else 0
     status = replica_status()
     if status.state == OK and user_id is not None:
         remembered = client_lsn(user_id=user_id)

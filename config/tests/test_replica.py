@@ -266,12 +266,27 @@ def test_without_redis_the_lsn_is_remembered_in_this_process(window, settings):
 
 def test_without_a_replica_no_route_is_chosen_and_nothing_is_asked():
     # (no database access is allowed here: a query would fail the test)
-    assert read_route(user_id=1, min_lsn_header="not even an LSN") is None
+    assert read_route(user_id=1, min_lsn_header="0/1") is None
 
 
 def test_without_a_replica_writes_get_no_commit_lsn_middleware():
     with pytest.raises(MiddlewareNotUsed):
         CommitLsnMiddleware(lambda request: None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("header", ["junk", "", "0/", "1/2/3", "123456789/0"])
+def test_without_a_replica_a_malformed_min_lsn_is_still_refused(api, make_order, product, header):
+    # given
+    order = make_order(lines={product.sku: 5})
+
+    # when
+    response = api.get(f"/api/v1/orders/{order.pk}/history/", headers={"X-Min-LSN": header})
+
+    # then: the header means what the OpenAPI schema says, whatever the deployment
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert "X-Min-LSN" in response.content.decode()
 
 
 @pytest.mark.django_db
@@ -289,7 +304,7 @@ def test_without_a_replica_reads_and_writes_cost_what_they_did_and_carry_no_head
     with django_assert_num_queries(1):
         read = api.get(path, headers={"X-Min-LSN": "0/1"})
     with django_assert_num_queries(3):
-        history = api.get(f"{path}history/", headers={"X-Min-LSN": "junk"})
+        history = api.get(f"{path}history/", headers={"X-Min-LSN": "FF/0"})
     with django_assert_num_queries(6):
         written = api.patch(path, body, format="json")
 
