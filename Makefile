@@ -35,6 +35,12 @@ fuzz: install
 	$(BIN)/python scripts/check_services.py
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -n 2 tests/test_api_fuzz.py
 
+.PHONY: traces
+# An OTLP/HTTP receiver on 127.0.0.1:4318 that prints the traces it gets as trees (README,
+# "Tracing"): set OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 where the product runs.
+traces: install
+	$(BIN)/python tools/trace_view.py $(TRACE_ARGS)
+
 .PHONY: audit-kit
 # The standalone export verifier as one file for an auditor (needs only Python 3.11).
 audit-kit:

@@ -3,19 +3,17 @@ real PostgreSQL, Redis and RabbitMQ: one write request is one trace (the view, t
 service, the SQL, the cache), its traceparent is stored with the outbox row, the relay's
 publish span links to it and the consumer's span continues it."""
 
-import gzip
 import os
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from importlib.metadata import version
 
 import orjson
 import pytest
 from django.core import mail
 from django.db import connection
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -27,6 +25,7 @@ from history.relay import outbox_relay
 from inventory.tasks import expire_reservations
 from orders.consumers import notify_order_cancelled
 from tests.broker import EventCollector
+from tools.trace_view import Traces, handler_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -222,29 +221,12 @@ def test_off_without_an_endpoint_events_carry_no_trace_context(audit, make_order
     assert orjson.loads(orjson.dumps(event["data"]))["order_id"] == order.pk
 
 
-class _OtlpReceiver(BaseHTTPRequestHandler):
-    """The OTLP/HTTP traces endpoint of a collector, enough to read what is exported."""
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        request = ExportTraceServiceRequest()
-        request.ParseFromString(body)
-        self.server.received.append((self.path, request))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def otlp_endpoint():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _OtlpReceiver)
-    server.received = []
+    """tools/trace_view.py's OTLP/HTTP receiver, the one a developer runs."""
+    traces = Traces()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(traces))
+    server.traces = traces
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -279,12 +261,15 @@ def test_relay_outbox_exports_its_spans_over_otlp_when_the_endpoint_is_set(
     # then: the event went out, and the relay's spans reached the collector at exit
     assert done.returncode == 0, done.stderr
     assert [e["subject"] for e in collector.collect(expected=1)] == [str(order.pk)]
-    assert {path for path, _ in otlp_endpoint.received} == {"/v1/traces"}
-    resources = [rs for _, request in otlp_endpoint.received for rs in request.resource_spans]
-    names = {kv.key: kv.value.string_value for rs in resources for kv in rs.resource.attributes}
-    assert names["service.name"] == "ordertrack-relay"
-    assert names["service.version"] == version("ordertrack")
-    exported = [s for rs in resources for scope in rs.scope_spans for s in scope.spans]
+    assert otlp_endpoint.traces.paths == {"/v1/traces"}
+    received = otlp_endpoint.traces.all_spans()
+    assert {resource["service.name"] for resource, _ in received} == {"ordertrack-relay"}
+    assert {resource["service.version"] for resource, _ in received} == {version("ordertrack")}
+    exported = [span for _, span in received]
     publish = [s for s in exported if s.name == f"publish {settings.EVENT_EXCHANGE}"]
     assert len(publish) == 1 and publish[0].kind == publish[0].SPAN_KIND_PRODUCER
     assert any(s.parent_span_id == publish[0].span_id for s in exported)  # its SQL
+    tree = otlp_endpoint.traces.render(publish[0].trace_id.hex()).splitlines()
+    line = next(i for i, text in enumerate(tree) if text.lstrip().startswith("publish "))
+    assert "[ordertrack-relay, producer]" in tree[line]
+    assert tree[line + 1].startswith(tree[line][: tree[line].index("publish")] + "  ")
