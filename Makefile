@@ -81,6 +81,13 @@ $(BENCH_STAMP): $(STAMP) requirements/bench.txt
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.load $(BENCH_ARGS)
 
+.PHONY: bench-tracing
+# What OpenTelemetry tracing costs: make bench's floor, read and adjust twice, tracing off
+# then on (every trace exported to a local receiver that discards it); prints both and the
+# ratio (bench/tracing.py).
+bench-tracing: $(BENCH_STAMP)
+	$(BIN)/python -m bench.tracing $(BENCH_ARGS)
+
 .PHONY: bench-profile
 # One scenario's requests sent in-process to the production WSGI app: per-request wall, CPU,
 # PostgreSQL backend CPU and statements; --cprofile shows where the CPU goes (bench/profile.py).

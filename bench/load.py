@@ -57,6 +57,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PGBENCH_DIR = ROOT / "bench" / "pgbench"
 VENV_BIN = Path(sys.executable).parent
+# --tracing: every trace kept and exported (the worst case; production would sample), and a
+# queue that does not drop spans at these rates (the SDK's default holds 2,048).
+TRACING_ENV = {
+    "OTEL_SERVICE_NAME": "ordertrack-bench",
+    "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+    "OTEL_BSP_MAX_QUEUE_SIZE": "100000",
+}
 BULK_PATH = "/api/v1/adjustments/bulk/"
 EXCHANGE = "ordertrack-bench-http.events"
 REDIS_DB = 11
@@ -363,14 +370,17 @@ def projector_main(interval: float) -> None:
     django.setup()
     from django.db import connection
 
+    from config.tracing import tracing_setup, tracing_shutdown
     from history.projector import projections_run
 
+    tracing_setup()  # as a Celery worker does: on only with OTEL_EXPORTER_OTLP_ENDPOINT
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     while not stop.is_set():
         started = time.monotonic()
         projections_run()
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
+    tracing_shutdown()
     connection.close()
 
 
@@ -520,6 +530,21 @@ class Stack:
                 str(self.args.projector_interval),
             ],
         )
+
+    def start_collector(self) -> str:
+        """A local OTLP receiver that discards what it gets (tools/trace_view.py --discard);
+        returns its endpoint."""
+        port = _free_port()
+        self._start(
+            "collector",
+            [sys.executable, "tools/trace_view.py", "--discard", "--port", str(port)],
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return f"http://127.0.0.1:{port}"
+            time.sleep(0.1)
+        raise RuntimeError(f"the OTLP receiver did not listen; see {self.logs / 'collector.log'}")
 
     def pgid(self, name: str) -> int | None:
         proc = self.procs.get(name)
@@ -1140,6 +1165,8 @@ def results_table(rows: list[dict]) -> str:
 
 def cpu_table(results: list[dict]) -> str:
     columns = ["client", "gunicorn", "postgres", "redis", "rabbitmq", "relay", "projector"]
+    if any("collector" in (r.get("cores") or {}) for r in results):
+        columns.append("collector")
     lines = []
     for r in results:
         cores = r.get("cores") or {}
@@ -1283,6 +1310,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip reading every order once before the read scenario",
     )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="OpenTelemetry on in gunicorn, the relay and the projector, every trace sampled "
+        "and exported over OTLP to a local receiver that discards it (make bench-tracing)",
+    )
     args = parser.parse_args(argv)
     args.batch_clients = [int(c) for c in args.batch_clients.split(",") if c]
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
@@ -1356,6 +1389,8 @@ def main(argv: list[str] | None = None) -> int:
     results, skipped = [], {}
     clear_redis_keys()
     try:
+        if args.tracing:
+            env.update(TRACING_ENV, OTEL_EXPORTER_OTLP_ENDPOINT=stack.start_collector())
         stack.start_web()
         server = (
             f"gunicorn {args.workers} x {args.worker_class}"
@@ -1365,6 +1400,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(server, flush=True)
         meter = CpuMeter({"gunicorn": stack.pgid("gunicorn")})
+        if args.tracing:
+            meter.groups["collector"] = stack.pgid("collector")
+            print(f"tracing: on, {env['OTEL_EXPORTER_OTLP_ENDPOINT']}", flush=True)
         for name in names:
             if name in WRITES and "relay" not in stack.procs:
                 stack.start_workers()
@@ -1425,6 +1463,10 @@ def main(argv: list[str] | None = None) -> int:
         stack.stop()
         queue.delete()
         clear_redis_keys()
+    exported = None
+    if args.tracing:
+        exported = (stack.logs / "collector.log").read_text().strip().splitlines()[-1]
+        print(f"tracing: the receiver {exported}")
 
     rows = build_rows(limits, results, skipped, lag)
     table = results_table(rows)
@@ -1479,6 +1521,7 @@ def main(argv: list[str] | None = None) -> int:
         "argv": argv,
         "machine": facts,
         "server": server,
+        "tracing": {"env": TRACING_ENV, "exported": exported} if args.tracing else None,
         "database": database,
         "seed": seeded,
         "limits": limits,

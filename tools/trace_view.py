@@ -14,6 +14,7 @@ system) are left out unless --all is given.
 
 import argparse
 import gzip
+import signal
 import sys
 import threading
 import time
@@ -135,16 +136,33 @@ class Traces:
             return any(_notable(span) for _, span in self.spans[trace_id])
 
 
-def handler_for(traces: Traces) -> type[BaseHTTPRequestHandler]:
+class Tally:
+    """--discard: what arrived, counted and thrown away (a collector that costs little, for
+    make bench-tracing)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.requests = self.bytes = 0
+
+    def add(self, body: bytes) -> None:
+        with self.lock:
+            self.requests += 1
+            self.bytes += len(body)
+
+
+def handler_for(traces: Traces, tally: Tally | None = None) -> type[BaseHTTPRequestHandler]:
     class Receiver(BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.headers.get("Content-Encoding") == "gzip":
+            if tally is not None:
+                tally.add(body)
+            elif self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
-            request = ExportTraceServiceRequest()
-            if self.path.rstrip("/") == "/v1/traces":
-                request.ParseFromString(body)
-            traces.add(self.path, request)
+            if tally is None:
+                request = ExportTraceServiceRequest()
+                if self.path.rstrip("/") == "/v1/traces":
+                    request.ParseFromString(body)
+                traces.add(self.path, request)
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", "0")
@@ -164,11 +182,26 @@ def main(argv: list[str] | None = None) -> None:
         "--quiet", type=float, default=6.0, help="seconds (default 6: the SDK exports every 5 s)"
     )
     parser.add_argument("--all", action="store_true", help="also print idle beat ticks")
+    parser.add_argument(
+        "--discard",
+        action="store_true",
+        help="parse and print nothing; print the exports and bytes received at exit (SIGTERM)",
+    )
     options = parser.parse_args(argv)
-    traces = Traces()
-    server = ThreadingHTTPServer((options.host, options.port), handler_for(traces))
+    traces, tally = Traces(), Tally() if options.discard else None
+    server = ThreadingHTTPServer((options.host, options.port), handler_for(traces, tally))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"OTLP/HTTP on http://{options.host}:{server.server_port}/v1/traces", flush=True)
+    if tally is not None:
+
+        def report(signum, frame):
+            print(f"received {tally.requests} exports, {tally.bytes} bytes", flush=True)
+            sys.exit(0)
+
+        signal.signal(signal.SIGTERM, report)
+        signal.signal(signal.SIGINT, report)
+        while True:
+            time.sleep(3600)
     try:
         while True:
             time.sleep(0.5)
