@@ -330,6 +330,19 @@ def ledger_archive_plan(*, before: date) -> list[tuple[str, date]]:
 @contextlib.contextmanager
 def _exclusive() -> Iterator[None]:
     with connection.cursor() as cursor:
+        # The runtime role may not drop or re-create a ledger month (history.services.
+        # runtime_role_grant): a web or worker process that could would be able to drop a
+        # month after registering an archive it never wrote.
+        cursor.execute(
+            "SELECT has_function_privilege(%s, 'EXECUTE')",
+            ["history_ledger_archive_drop(bigint)"],
+        )
+        if not cursor.fetchone()[0]:
+            raise ArchiveRefused(
+                "ledger_archive and ledger_restore drop and re-create ledger partitions, which "
+                "only the tables' owner may do: run them as you run migrate (DATABASE_URL "
+                "naming the owner; with the embedded default, EMBEDDED_POSTGRES_USER=postgres)"
+            )
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK])
         if not cursor.fetchone()[0]:
             raise ArchiveRefused("another ledger_archive or ledger_restore is running")

@@ -136,9 +136,14 @@ def access_log_record(
         )
 
 
+# The owner's functions the runtime role may execute (beat's hourly partition tasks), and
+# those it may not: dropping and re-creating ledger months is for ledger_archive and
+# ledger_restore, run as the owner.
 PARTITION_FUNCTIONS = (
     "history_partitions_ensure(integer, timestamptz)",
     "history_outbox_partitions_drop(timestamptz)",
+)
+OWNER_ONLY_FUNCTIONS = (
     "history_ledger_archive_drop(bigint)",
     "history_ledger_archive_restore(bigint)",
 )
@@ -159,8 +164,9 @@ def runtime_role_grant(*, role: str) -> None:
     the seals, the access log, the ledger archive's registry and heads), read the migration
     record, use the sequences. It owns nothing, so it can neither TRUNCATE nor disable a
     trigger. The partitioned tables are reached through their parents only (nothing on a
-    partition itself), and partitions are made and dropped by the owner's functions, which
-    it may execute (history migrations 0017 and 0018). Run as the tables' owner, after
+    partition itself); it may execute the owner's functions that make partitions and drop
+    the outbox's old months (history migration 0017), not those that drop and restore
+    ledger months (0018). Run as the tables' owner, after
     every migration (history.apps)."""
     name = sql.Identifier(role)
     ledgers = sql.SQL(", ").join(sql.Identifier(table) for table in APPEND_ONLY_TABLES)
@@ -176,6 +182,10 @@ def runtime_role_grant(*, role: str) -> None:
         *(
             sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(function), name)
             for function in PARTITION_FUNCTIONS
+        ),
+        *(
+            sql.SQL("REVOKE EXECUTE ON FUNCTION {} FROM {}").format(sql.SQL(function), name)
+            for function in OWNER_ONLY_FUNCTIONS
         ),
     ]
     with connection.cursor() as cursor:

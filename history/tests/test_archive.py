@@ -72,6 +72,12 @@ def _owner(sql: str, params=()) -> list:
         return cursor.fetchall() if cursor.description else []
 
 
+def _as_owner(*args, **kwargs) -> None:
+    """ledger_archive and ledger_restore, run as the owner, as the README says to."""
+    with database.acting_as_owner():
+        call_command(*args, **kwargs)
+
+
 def _verify(*args) -> tuple[int, str]:
     out = io.StringIO()
     try:
@@ -138,7 +144,7 @@ def test_old_months_are_archived_verified_and_dropped_and_verify_ledger_goes_on(
     out = io.StringIO()
 
     # when
-    call_command("ledger_archive", "--before", _yyyymm(-1), stdout=out)
+    _as_owner("ledger_archive", "--before", _yyyymm(-1), stdout=out)
 
     # then: both ledgers' three old months (one empty) are gone from the database, to files
     for table in LEDGERS:
@@ -173,13 +179,13 @@ def test_old_months_are_archived_verified_and_dropped_and_verify_ledger_goes_on(
     assert partitions_ensure(months_ahead=3, since=_month(-4)) == 0
     # nothing left to do
     again = io.StringIO()
-    call_command("ledger_archive", "--before", _yyyymm(-1), stdout=again)
+    _as_owner("ledger_archive", "--before", _yyyymm(-1), stdout=again)
     assert "Nothing to archive" in again.getvalue()
 
 
 def test_the_current_month_is_refused(archive_dir):
     with pytest.raises(CommandError, match=r"current month .* latest allowed is --before"):
-        call_command("ledger_archive", "--before", _yyyymm(1))
+        _as_owner("ledger_archive", "--before", _yyyymm(1))
 
 
 def test_a_month_with_rows_in_the_default_partition_is_refused(history, product):
@@ -189,7 +195,7 @@ def test_a_month_with_rows_in_the_default_partition_is_refused(history, product)
 
     # when / then: refused, naming the month, and nothing archived
     with pytest.raises(CommandError, match=f"DEFAULT partition holds rows of {_yyyymm(-6)}"):
-        call_command("ledger_archive", "--before", _yyyymm(-1))
+        _as_owner("ledger_archive", "--before", _yyyymm(-1))
     assert not LedgerArchive.objects.exists()
     assert _exists(_partition(LEDGERS[0], -3))
 
@@ -206,7 +212,7 @@ def test_an_order_whose_months_interleave_in_its_chain_verifies_after_the_archiv
     ledger_seal()
 
     # when
-    call_command("ledger_archive", "--before", _yyyymm(-1))
+    _as_owner("ledger_archive", "--before", _yyyymm(-1))
 
     # then: month -2's rows of the order are two runs of its chain, and all verifies
     archive = LedgerArchive.objects.get(ledger="order", month=_month(-2).date())
@@ -229,13 +235,9 @@ def test_a_month_changed_after_it_was_registered_is_archived_again(history, arch
     before = _fingerprint()
 
     # when: the database refuses the stale archive's drop; the rerun archives the month again
-    with (
-        pytest.raises(DatabaseError, match="not dropped"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
-    ):
-        cursor.execute("SELECT history_ledger_archive_drop(%s)", [stale.pk])
-    call_command("ledger_archive", "--before", _yyyymm(-2))
+    with pytest.raises(psycopg.DatabaseError, match="not dropped"):
+        _owner("SELECT history_ledger_archive_drop(%s)", [stale.pk])
+    _as_owner("ledger_archive", "--before", _yyyymm(-2))
 
     # then: the new row is in the new archive, the stale registration stays, undropped
     month = LedgerArchive.objects.filter(ledger="order", month=_month(-4).date())
@@ -252,9 +254,27 @@ def test_a_month_changed_after_it_was_registered_is_archived_again(history, arch
 # --- the database's guard -------------------------------------------------------------------
 
 
+def test_the_runtime_role_is_told_to_archive_and_restore_as_the_owner(history, archive_dir):
+    # given
+    before = _fingerprint()
+
+    # when / then: as the runtime role the application runs as, both commands refuse
+    for command, args in (
+        ("ledger_archive", ["--before", _yyyymm(-1)]),
+        ("ledger_restore", [str(archive_dir / "anything.csv.gz")]),
+    ):
+        with pytest.raises(CommandError, match="only the tables' owner may do: run them as"):
+            call_command(command, *args)
+
+    # then: nothing was written or dropped
+    assert _fingerprint() == before
+    assert not LedgerArchive.objects.exists()
+    assert not archive_dir.exists() or list(archive_dir.iterdir()) == []
+
+
 def test_the_drop_function_drops_only_a_registered_archive_of_exactly_that_partition(history):
     # given: a registry row the runtime role wrote itself, claiming one row too few
-    call_command("ledger_archive", "--before", _yyyymm(-3))  # nothing: no month before -3
+    _as_owner("ledger_archive", "--before", _yyyymm(-3))  # nothing: no month before -3
     archive = LedgerArchive.objects.create(
         ledger="order",
         month=_month(-3).date(),
@@ -270,17 +290,17 @@ def test_the_drop_function_drops_only_a_registered_archive_of_exactly_that_parti
     )
     name = _partition(LEDGERS[0], -3)
 
-    # when / then: the function refuses, an unknown archive too, and the partition stays
+    # when / then: the function refuses the owner, an unknown archive too, and the
+    # partition stays
     for archive_id in (archive.pk, archive.pk + 1000):
-        with (
-            pytest.raises(DatabaseError, match=r"not dropped|no ledger archive"),
-            transaction.atomic(),
-            connection.cursor() as cursor,
-        ):
-            cursor.execute("SELECT history_ledger_archive_drop(%s)", [archive_id])
+        with pytest.raises(psycopg.DatabaseError, match=r"not dropped|no ledger archive"):
+            _owner("SELECT history_ledger_archive_drop(%s)", [archive_id])
     assert _exists(name)
-    # the runtime role can neither drop nor detach a partition, nor mark an archive dropped
+    # the runtime role may not even call it (nor the restore), can neither drop nor detach
+    # a partition, nor mark an archive dropped
     for statement in (
+        f"SELECT history_ledger_archive_drop({archive.pk})",
+        f"SELECT history_ledger_archive_restore({archive.pk})",
         f"DROP TABLE {name}",
         f"ALTER TABLE {LEDGERS[0]} DETACH PARTITION {name}",
         f"UPDATE history_ledgerarchive SET dropped_at = now() WHERE id = {archive.pk}",
@@ -302,7 +322,7 @@ def test_the_drop_function_drops_only_a_registered_archive_of_exactly_that_parti
 )
 def test_the_ledgers_stay_append_only_after_an_archive(history, statement):
     # given
-    call_command("ledger_archive", "--before", _yyyymm(-1))
+    _as_owner("ledger_archive", "--before", _yyyymm(-1))
 
     # when / then
     for table in (LEDGERS[0], _partition(LEDGERS[0], 0)):
@@ -322,7 +342,7 @@ def _rewrite(path, change) -> None:
 
 def test_verify_ledger_names_an_edited_archive_file(history):
     # given: an archived row's quantity rewritten in the file
-    call_command("ledger_archive", "--before", _yyyymm(-1))
+    _as_owner("ledger_archive", "--before", _yyyymm(-1))
     archive = LedgerArchive.objects.get(ledger="order", month=_month(-3).date())
     _rewrite(settings.LEDGER_ARCHIVE_DIR / archive.file_name, lambda t: t.replace(",12,", ",13,"))
 
@@ -338,7 +358,7 @@ def test_verify_ledger_names_an_edited_archive_file(history):
 
 def test_verify_ledger_names_a_missing_file_and_a_registry_row_that_disagrees(history):
     # given: one archive's file deleted, another's registry row edited by a superuser
-    call_command("ledger_archive", "--before", _yyyymm(-1))
+    _as_owner("ledger_archive", "--before", _yyyymm(-1))
     gone = LedgerArchive.objects.get(ledger="stock", month=_month(-3).date())
     (settings.LEDGER_ARCHIVE_DIR / gone.file_name).unlink()
     edited = LedgerArchive.objects.get(ledger="order", month=_month(-2).date())
@@ -361,7 +381,7 @@ def test_verify_ledger_names_a_missing_file_and_a_registry_row_that_disagrees(hi
 
 def test_verify_ledger_names_a_registered_head_that_was_rewritten(history):
     # given: a superuser moves the order's archived head to another hash
-    call_command("ledger_archive", "--before", _yyyymm(-1))
+    _as_owner("ledger_archive", "--before", _yyyymm(-1))
     _owner("ALTER TABLE history_ledgerarchivehead DISABLE TRIGGER USER")
     try:
         _owner(
@@ -387,13 +407,13 @@ def test_verify_ledger_names_a_registered_head_that_was_rewritten(history):
 def test_a_month_is_restored_verified_and_can_be_archived_again(history):
     # given
     before = _fingerprint()
-    call_command("ledger_archive", "--before", _yyyymm(-1))
+    _as_owner("ledger_archive", "--before", _yyyymm(-1))
     archive = LedgerArchive.objects.get(ledger="order", month=_month(-2).date())
     path = settings.LEDGER_ARCHIVE_DIR / archive.file_name
 
     # when
     out = io.StringIO()
-    call_command("ledger_restore", str(path), stdout=out)
+    _as_owner("ledger_restore", str(path), stdout=out)
 
     # then: the month is back, rows and hashes, and everything verifies
     assert "1 rows restored" in out.getvalue()
@@ -406,9 +426,9 @@ def test_a_month_is_restored_verified_and_can_be_archived_again(history):
     assert "OK: all 5 archived ledger month(s) verify" in output
     # a second restore is refused: the month is present
     with pytest.raises(CommandError, match="present already"):
-        call_command("ledger_restore", str(path))
+        _as_owner("ledger_restore", str(path))
     # and it can be archived again
-    call_command("ledger_archive", "--before", _yyyymm(-1))
+    _as_owner("ledger_archive", "--before", _yyyymm(-1))
     assert not _exists(_partition(LEDGERS[0], -2))
     assert _verify()[0] == 0
 
@@ -417,13 +437,14 @@ def test_a_month_is_restored_verified_and_can_be_archived_again(history):
 
 
 def _manage(archive_dir, *args, fault: str = "") -> subprocess.CompletedProcess:
-    """manage.py in a process of its own, as the runtime role, on the test database."""
+    """manage.py in a process of its own, as the owner, on the test database."""
     db = connection.settings_dict
+    owner = database.owner_dsn()["user"]
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "TEST_DATABASE_URL": (
-            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+            f"postgres://{owner}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
         ),
         "LEDGER_ARCHIVE_DIR": str(archive_dir),
         "LEDGER_ARCHIVE_FAULT": fault,
@@ -464,7 +485,7 @@ def test_a_crash_in_the_middle_of_a_restore_leaves_the_archive_and_a_rerun_resto
     history, archive_dir
 ):
     # given
-    call_command("ledger_archive", "--before", _yyyymm(-1))
+    _as_owner("ledger_archive", "--before", _yyyymm(-1))
     before = _fingerprint()
     archive = LedgerArchive.objects.get(ledger="stock", month=_month(-3).date())
     path = str(archive_dir / archive.file_name)
@@ -490,7 +511,7 @@ def test_a_crash_in_the_middle_of_a_restore_leaves_the_archive_and_a_rerun_resto
 
 def test_as_of_before_the_archive_horizon_is_a_410_problem_not_a_wrong_answer(history, api):
     # given
-    call_command("ledger_archive", "--before", _yyyymm(-1))
+    _as_owner("ledger_archive", "--before", _yyyymm(-1))
     url = f"/api/v1/orders/{history.pk}/"
 
     # when
@@ -512,7 +533,7 @@ def test_as_of_before_the_archive_horizon_is_a_410_problem_not_a_wrong_answer(hi
 def test_a_proof_that_needs_archived_rows_is_a_410_problem(history, api):
     # given: the order's live row was sealed by a seal that covers only live rows, but the
     # consistency proof from an archived month's seal needs its rows
-    call_command("ledger_archive", "--before", _yyyymm(-1))
+    _as_owner("ledger_archive", "--before", _yyyymm(-1))
 
     # when
     proof = api.get(f"/api/v1/orders/{history.pk}/proof/")
@@ -526,7 +547,7 @@ def test_a_proof_that_needs_archived_rows_is_a_410_problem(history, api):
 
 def test_rebuild_projections_is_refused_while_months_are_archived(history):
     # given
-    call_command("ledger_archive", "--before", _yyyymm(-1))
+    _as_owner("ledger_archive", "--before", _yyyymm(-1))
 
     # when / then
     with pytest.raises(CommandError, match=f"archived out of the database .*{_yyyymm(-3)}"):
@@ -536,7 +557,7 @@ def test_rebuild_projections_is_refused_while_months_are_archived(history):
 def test_a_restore_from_a_copy_elsewhere_checks_that_copy(history, archive_dir, tmp_path):
     # given: the archive brought back from object storage into another directory, and an
     # edited copy of it in a third
-    call_command("ledger_archive", "--before", _yyyymm(-1))
+    _as_owner("ledger_archive", "--before", _yyyymm(-1))
     archive = LedgerArchive.objects.get(ledger="order", month=_month(-3).date())
     copies = {}
     for name in ("fetched", "edited"):
@@ -549,6 +570,6 @@ def test_a_restore_from_a_copy_elsewhere_checks_that_copy(history, archive_dir, 
 
     # when / then: the edited copy is refused, the intact one restored
     with pytest.raises(CommandError, match="does not verify: its file's SHA-256"):
-        call_command("ledger_restore", str(copies["edited"] / archive.manifest_name))
-    call_command("ledger_restore", str(copies["fetched"] / archive.manifest_name))
+        _as_owner("ledger_restore", str(copies["edited"] / archive.manifest_name))
+    _as_owner("ledger_restore", str(copies["fetched"] / archive.manifest_name))
     assert OrderLedgerEntry.objects.filter(occurred_at__lt=_month(-2)).count() == 3
