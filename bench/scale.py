@@ -663,16 +663,27 @@ def measure_relay(args) -> dict:
             "outbox_pending": pending}  # fmt: skip
 
 
-def measure_partitions(args, now: datetime, size_index: int) -> dict:
+def _months_ahead_made(now: datetime) -> int:
+    """How many months after this one the ledger's partitions reach."""
+    name = _one(
+        "SELECT max(c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'history_orderledgerentry'::regclass "
+        "AND c.relname ~ '_p[0-9]{6}$'"
+    )
+    return int(name[-6:-2]) * 12 + int(name[-2:]) - (now.year * 12 + now.month)
+
+
+def measure_partitions(args, now: datetime) -> dict:
     from history.services import outbox_published_purge, partitions_ensure
 
     beat = _timed(lambda: partitions_ensure(months_ahead=3), args.reads)
     # A month further ahead than any earlier call made, three times: a partition for each
     # table each time.
     create = []
+    ahead = _months_ahead_made(now)
     for step in range(3):
         started = time.perf_counter()
-        made = partitions_ensure(months_ahead=4 + size_index * 3 + step)
+        made = partitions_ensure(months_ahead=ahead + 1 + step)
         create.append(time.perf_counter() - started)
         assert made == 3, made
     drop_month = droppable_month(now)
@@ -765,9 +776,17 @@ def chart(run: dict, path: Path) -> None:
     sizes = run["sizes"]
     rows = [s["rows"] / 1e6 for s in sizes]
     fig, ax = plt.subplots(figsize=(10, 6.5))
-    for key, label, unit in FIGURES:
+    colours = plt.get_cmap("tab20").colors
+    for n, (key, label, unit) in enumerate(FIGURES):
         values = [s["figures"][key] for s in sizes]
-        ax.plot(rows, [cost_ratio(unit, values[0], v) for v in values], marker="o", label=label)
+        ax.plot(
+            rows,
+            [cost_ratio(unit, values[0], v) for v in values],
+            marker="os^vD"[n % 5],
+            linestyle="-" if n % 2 == 0 else "--",
+            color=colours[n % len(colours)],
+            label=label,
+        )
     ax.axhline(FLAT, color="red", linestyle="--", linewidth=1, label=f"goal: at most {FLAT}x")
     ax.axhline(1.0, color="grey", linewidth=0.8)
     ax.set_xscale("log")
@@ -791,6 +810,120 @@ def auditor_token() -> str:
     return out.getvalue().strip().splitlines()[-1]
 
 
+# --- A/B: two kept databases measured in turn -------------------------------------------------
+
+
+def _use_database(url: str) -> None:
+    """Point the default connection at another database (the next query reconnects)."""
+    from django.core.cache import cache
+    from django.db import connection
+
+    connection.close()
+    connection.settings_dict["NAME"] = urllib.parse.urlparse(url).path.lstrip("/")
+    cache.clear()  # the local cache's entries belong to the other database
+
+
+def _filler_of_database(args, rng: random.Random, now: datetime) -> Fill:
+    """A Fill's view of a database a run left (--keep): its orders, their first line's
+    product, its long orders."""
+    filler = Fill(args, rng, now)
+    for oid, sku in _sql(
+        "SELECT DISTINCT ON (l.order_id) l.order_id, p.sku FROM orders_orderline l "
+        "JOIN inventory_product p ON p.id = l.product_id ORDER BY l.order_id, l.id"
+    ):
+        filler.orders[oid] = (int(sku.rsplit("-", 1)[1]),)
+    filler.long_orders = [
+        oid for (oid,) in _sql("SELECT id FROM orders_order WHERE version >= %s ORDER BY id",
+                               [LONG_VERSIONS])
+    ]  # fmt: skip
+    assert filler.long_orders and filler.orders
+    return filler
+
+
+def _outbox_month_again(now: datetime) -> None:
+    """The droppable month's outbox partition and events again (a measurement drops them)."""
+    from history.services import partitions_ensure
+
+    drop = droppable_month(now)
+    partitions_ensure(months_ahead=3, since=drop)
+    if not _one(
+        "SELECT count(*) FROM history_outboxevent WHERE created_at >= %s AND created_at < %s",
+        [drop, month_start(drop, -1)],
+    ):
+        _sql(OUTBOX_INSERT, {"since": drop, "until": month_start(drop, -1), "first": 0})
+        _sql("VACUUM ANALYZE history_outboxevent")
+
+
+def ab(args, urls: list[str]) -> int:
+    """Measure two databases a run kept, in turn (A, B, A, B, ...), so that both see the
+    same machine: the ratio of their medians is the size's cost with the load shared."""
+    import django
+
+    django.setup()
+    began = datetime.now(UTC)
+    now = began
+    rng = random.Random(args.seed)
+    state = {}
+    for url in urls:
+        _use_database(url)
+        rows = _one("SELECT count(*) FROM history_orderledgerentry")
+        state[url] = {
+            "rows": rows,
+            "filler": _filler_of_database(args, rng, now),
+            "client": Client(auditor_token()),
+            "rounds": [],
+        }
+        print(f"{url.rsplit('/', 1)[-1]}: {rows:,} rows", flush=True)
+    for r in range(args.rounds):
+        for url in urls if r % 2 == 0 else urls[::-1]:
+            _use_database(url)
+            s = state[url]
+            _outbox_month_again(now)
+            figures: dict = {}
+            figures.update(measure_writes(args, s["filler"], rng))
+            figures.update(measure_reads(args, s["filler"], s["client"]))
+            figures.update(measure_export(args, s["client"]))
+            figures.update(measure_relay(args))
+            figures.update(measure_partitions(args, now))
+            figures["load_average_1min"] = os.getloadavg()[0]
+            s["rounds"].append(figures)
+            print(
+                f"  round {r + 1}, {s['rows']:,} rows: order_adjust p50 "
+                f"{figures['single_write_p50_s'] * 1e3:.2f} ms, load {os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
+    _use_database(urls[0])
+    run = {
+        "began": began.isoformat(),
+        "mode": "ab",
+        "facts": {"nproc": len(os.sched_getaffinity(0))},
+        "args": vars(args),
+        "sizes": [
+            {
+                "rows": state[url]["rows"],
+                "database": url.rsplit("/", 1)[-1],
+                "figures": {
+                    key: statistics.median(f[key] for f in state[url]["rounds"])
+                    for key, _, _ in FIGURES + REFERENCES
+                },
+                "rounds": state[url]["rounds"],
+            }
+            for url in urls
+        ],
+    }
+    print()
+    print(
+        f"bench-scale A/B {began:%Y-%m-%d %H:%M} UTC, {args.rounds} rounds alternated, "
+        "medians of the rounds' figures"
+    )
+    print(table(run))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"scale-ab-{began:%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(run, indent=2, default=str))
+    print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,10,30", help="ledger sizes, millions of rows")
@@ -803,7 +936,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exports", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the database at the end")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--ab",
+        help="two database URLs, comma-separated, that --keep runs left: measure them in "
+        "turn, --rounds times each, no fill",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --ab")
     args = parser.parse_args(argv)
+    if args.ab:
+        urls = args.ab.split(",")
+        os.environ["BENCH_SCALE_DATABASE_URL"] = urls[0]
+        configure()
+        return ab(args, urls)
     sizes = [round(float(s) * 1_000_000) for s in args.sizes.split(",") if s]
     if sizes != sorted(set(sizes)) or sizes[0] < LONG_ORDERS * LONG_VERSIONS * 2:
         parser.error(f"--sizes must grow, from at least {LONG_ORDERS * LONG_VERSIONS * 2:,} rows")
@@ -887,7 +1031,7 @@ def main(argv: list[str] | None = None) -> int:
             figures.update(measure_export(args, client))
             print("  relay claim and partitions ...", flush=True)
             figures.update(measure_relay(args))
-            figures.update(measure_partitions(args, now, index))
+            figures.update(measure_partitions(args, now))
             figures["load_average_1min"] = os.getloadavg()[0]
             connection.close()
             entry = {
