@@ -39,6 +39,10 @@ and writes bench/results/scale-<timestamp>.json and .png (the ratios against led
 
     make bench-scale                                   # 1, 10, 30 million rows
     make bench-scale BENCH_ARGS='--sizes 0.1,0.3'      # a quick try
+
+With --ab URL_A,URL_B it fills nothing: it measures two databases that --keep runs left, in
+turn (A, B, B, A, A, B, ... --rounds times each), so that both sizes share the machine's
+load, and prints the medians' ratios (bench/results/scale-ab-<timestamp>.json).
 """
 
 from __future__ import annotations
@@ -855,7 +859,7 @@ def _outbox_month_again(now: datetime) -> None:
 
 
 def ab(args, urls: list[str]) -> int:
-    """Measure two databases a run kept, in turn (A, B, A, B, ...), so that both see the
+    """Measure two databases a run kept, in turn (A B, B A, A B, ...), so that both see the
     same machine: the ratio of their medians is the size's cost with the load shared."""
     import django
 
