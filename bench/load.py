@@ -58,7 +58,8 @@ RESULTS = ROOT / "bench" / "results"
 PGBENCH_DIR = ROOT / "bench" / "pgbench"
 VENV_BIN = Path(sys.executable).parent
 # --tracing: every trace kept and exported (the worst case; production would sample), and a
-# queue that does not drop spans at these rates (the SDK's default holds 2,048).
+# queue that does not drop spans at these rates (the SDK's default holds 2,048). The caller's
+# environment wins (OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1).
 TRACING_ENV = {
     "OTEL_SERVICE_NAME": "ordertrack-bench",
     "OTEL_TRACES_SAMPLER": "parentbased_always_on",
@@ -1390,7 +1391,8 @@ def main(argv: list[str] | None = None) -> int:
     clear_redis_keys()
     try:
         if args.tracing:
-            env.update(TRACING_ENV, OTEL_EXPORTER_OTLP_ENDPOINT=stack.start_collector())
+            env.update({**TRACING_ENV, **{k: v for k, v in env.items() if k in TRACING_ENV}})
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = stack.start_collector()
         stack.start_web()
         server = (
             f"gunicorn {args.workers} x {args.worker_class}"
@@ -1521,7 +1523,11 @@ def main(argv: list[str] | None = None) -> int:
         "argv": argv,
         "machine": facts,
         "server": server,
-        "tracing": {"env": TRACING_ENV, "exported": exported} if args.tracing else None,
+        "tracing": (
+            {"env": {k: v for k, v in env.items() if k.startswith("OTEL_")}, "exported": exported}
+            if args.tracing
+            else None
+        ),
         "database": database,
         "seed": seeded,
         "limits": limits,

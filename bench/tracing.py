@@ -2,6 +2,7 @@
 
     make bench-tracing                      # floor, read and adjust; see DEFAULT_ARGS
     make bench-tracing BENCH_ARGS='--duration 10'
+    OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1 make bench-tracing
 
 The second run turns tracing on in gunicorn, the relay and the projector, samples every
 trace and exports it over OTLP/HTTP to a local receiver that throws it away (bench/load.py
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tracing off: {off['when']}   tracing on: {on['when']}")
     print(table)
     if on.get("tracing"):
+        settings = " ".join(f"{k}={v}" for k, v in sorted(on["tracing"]["env"].items()))
+        print(f"tracing on: {settings}")
         print(f"tracing on: the receiver {on['tracing']['exported']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"tracing-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
