@@ -87,16 +87,8 @@ FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (e uuid, p bigint, s text, l bi
     WITH ORDINALITY AS r(e, p, s, l, lc, m, v, dh, dr, dt, db, h, r, t, b, rt, ri, ph, hh, n)
 ORDER BY r.n"""
 
+# The trace context is '' when tracing is off (config.tracing).
 _OUTBOX = f"""\
-INSERT INTO {OutboxEvent._meta.db_table} (event_id, aggregate_type, aggregate_id,
-    aggregate_version, event_type, payload, created_at, attempts, last_error)
-SELECT r.e, r.at, r.a, r.v, r.t, r.p, %s, 0, ''
-FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (e uuid, at text, a text, v integer, t text,
-    p jsonb)) WITH ORDINALITY AS r(e, at, a, v, t, p, n)
-ORDER BY r.n"""
-
-# With tracing on: the trace context too (off, the columns keep their default '').
-_OUTBOX_TRACED = f"""\
 INSERT INTO {OutboxEvent._meta.db_table} (event_id, aggregate_type, aggregate_id,
     aggregate_version, event_type, payload, created_at, attempts, last_error, traceparent,
     tracestate)
@@ -236,10 +228,7 @@ def changes_record(
         # the events: the relay links to it, the consumers continue it.
         traceparent, tracestate = trace_context()
         rows = orjson.dumps(outbox_rows).decode()
-        if traceparent:
-            parts.append((_OUTBOX_TRACED, [now, traceparent, tracestate, rows]))
-        else:
-            parts.append((_OUTBOX, [now, rows]))
+        parts.append((_OUTBOX, [now, traceparent, tracestate, rows]))
     *first, (last, _) = parts
     sql = "".join(f"part_{n} AS ({part}), " for n, (part, _) in enumerate(first))
     sql = (f"WITH {sql[:-2]} " if first else "") + last
