@@ -36,6 +36,8 @@ from orders.management.commands.seed_demo import _clock
 from orders.selectors import order_chain_problems
 from orders.services import order_adjust, order_set_quantities
 from tests import database
+from tests.partitions import as_owner as as_owner_sql
+from tests.partitions import month_start, partition, relation_exists
 from tests.problems import assert_problem
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,32 +46,8 @@ AUDIT = Audit(actor="clerk", source=Source.SYSTEM, reason="test", reason_code="c
 LEDGERS = (OrderLedgerEntry._meta.db_table, StockLedgerEntry._meta.db_table)
 
 
-def _month(offset: int) -> datetime:
-    today = datetime.now(UTC)
-    index = today.year * 12 + today.month - 1 + offset
-    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
-
-
 def _yyyymm(offset: int) -> str:
-    return f"{_month(offset):%Y-%m}"
-
-
-def _partition(table: str, offset: int) -> str:
-    return f"{table}_p{_month(offset):%Y%m}"
-
-
-def _exists(relation: str) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [relation])
-        return cursor.fetchone()[0]
-
-
-def _owner(sql: str, params=()) -> list:
-    with psycopg.connect(
-        **database.owner_dsn(), dbname=connection.settings_dict["NAME"], autocommit=True
-    ) as owner:
-        cursor = owner.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
+    return f"{month_start(offset):%Y-%m}"
 
 
 def _as_owner(*args, **kwargs) -> None:
@@ -117,14 +95,14 @@ def history(archive_dir, make_order, product, other_product):
     """An order and a stock level with rows three months ago, two months ago and this
     month, sealed between the months and at the end, projected; four months ago an empty
     month."""
-    partitions_ensure(months_ahead=3, since=_month(-4))
+    partitions_ensure(months_ahead=3, since=month_start(-4))
     location_create(code="WH-A", name="Archive")
-    with _clock(_month(-3) + timedelta(days=2, hours=5)):
+    with _clock(month_start(-3) + timedelta(days=2, hours=5)):
         order = make_order(lines={product.sku: 10, other_product.sku: 5})
         order_set_quantities(order_id=order.pk, quantities={product.sku: 12}, audit=AUDIT)
         stock_receive(sku=product.sku, location="WH-A", quantity=50, audit=AUDIT)
     ledger_seal()
-    with _clock(_month(-2) + timedelta(days=27, hours=23)):
+    with _clock(month_start(-2) + timedelta(days=27, hours=23)):
         order_adjust(order_id=order.pk, deltas={other_product.sku: 3}, audit=AUDIT)
         stock_adjust(sku=product.sku, location="WH-A", delta=-4, audit=AUDIT)
     ledger_seal()
@@ -148,16 +126,16 @@ def test_old_months_are_archived_verified_and_dropped_and_verify_ledger_goes_on(
 
     # then: both ledgers' three old months (one empty) are gone from the database, to files
     for table in LEDGERS:
-        assert not any(_exists(_partition(table, month)) for month in (-4, -3, -2))
-        assert _exists(_partition(table, -1)) and _exists(_partition(table, 0))
+        assert not any(relation_exists(partition(table, month)) for month in (-4, -3, -2))
+        assert relation_exists(partition(table, -1)) and relation_exists(partition(table, 0))
     assert OrderLedgerEntry.objects.count() == 1
     assert StockLedgerEntry.objects.count() == 1
     assert LedgerArchive.objects.filter(dropped_at__isnull=False).count() == 6
-    assert LedgerArchive.objects.get(ledger="stock", month=_month(-4).date()).row_count == 0
+    assert LedgerArchive.objects.get(ledger="stock", month=month_start(-4).date()).row_count == 0
     assert out.getvalue().count("partition dropped") == 6
     assert _fingerprint() == before
     # the manifest names the month, its rows and where each chain stands at its end
-    archive = LedgerArchive.objects.get(ledger="order", month=_month(-3).date())
+    archive = LedgerArchive.objects.get(ledger="order", month=month_start(-3).date())
     manifest = json.loads((settings.LEDGER_ARCHIVE_DIR / archive.manifest_name).read_text())
     assert (manifest["ledger"], manifest["month"], manifest["rows"]) == ("order", _yyyymm(-3), 3)
     assert manifest["sha256"] == archive.sha256
@@ -176,7 +154,7 @@ def test_old_months_are_archived_verified_and_dropped_and_verify_ledger_goes_on(
     assert list(order_chain_problems(order_ids=[history.pk])) == []
     assert list(stock_chain_problems(places=[(level.product_id, level.location_id)])) == []
     # the beat does not make the archived months again
-    assert partitions_ensure(months_ahead=3, since=_month(-4)) == 0
+    assert partitions_ensure(months_ahead=3, since=month_start(-4)) == 0
     # nothing left to do
     again = io.StringIO()
     _as_owner("ledger_archive", "--before", _yyyymm(-1), stdout=again)
@@ -190,23 +168,23 @@ def test_the_current_month_is_refused(archive_dir):
 
 def test_a_month_with_rows_in_the_default_partition_is_refused(history, product):
     # given: a backdated row six months ago, where no partition is: the DEFAULT one
-    with _clock(_month(-6) + timedelta(days=3)):
+    with _clock(month_start(-6) + timedelta(days=3)):
         stock_receive(sku=product.sku, location="WH-A", quantity=1, audit=AUDIT)
 
     # when / then: refused, naming the month, and nothing archived
     with pytest.raises(CommandError, match=f"DEFAULT partition holds rows of {_yyyymm(-6)}"):
         _as_owner("ledger_archive", "--before", _yyyymm(-1))
     assert not LedgerArchive.objects.exists()
-    assert _exists(_partition(LEDGERS[0], -3))
+    assert relation_exists(partition(LEDGERS[0], -3))
 
 
 def test_an_order_whose_months_interleave_in_its_chain_verifies_after_the_archive(history, product):
     # given: a change dated last month, then one backdated two months (a command that
     # took its time across a month's end looks like this): the order's chain runs through
     # month -3, month -1 (in the database), month -2 (archived), this month
-    with _clock(_month(-1) + timedelta(days=1)):
+    with _clock(month_start(-1) + timedelta(days=1)):
         order_adjust(order_id=history.pk, deltas={product.sku: 1}, audit=AUDIT)
-    with _clock(_month(-2) + timedelta(days=28)):
+    with _clock(month_start(-2) + timedelta(days=28)):
         order_adjust(order_id=history.pk, deltas={product.sku: 1}, audit=AUDIT)
         stock_adjust(sku=product.sku, location="WH-A", delta=1, audit=AUDIT)
     ledger_seal()
@@ -215,7 +193,7 @@ def test_an_order_whose_months_interleave_in_its_chain_verifies_after_the_archiv
     _as_owner("ledger_archive", "--before", _yyyymm(-1))
 
     # then: month -2's rows of the order are two runs of its chain, and all verifies
-    archive = LedgerArchive.objects.get(ledger="order", month=_month(-2).date())
+    archive = LedgerArchive.objects.get(ledger="order", month=month_start(-2).date())
     assert [(h.first_version, h.version) for h in archive.heads.order_by("first_id")] == [
         (3, 3),
         (6, 6),
@@ -230,17 +208,17 @@ def test_a_month_changed_after_it_was_registered_is_archived_again(history, arch
     killed = _manage(archive_dir, "ledger_archive", "--before", _yyyymm(-2), fault="registered")
     assert killed.returncode == -signal.SIGKILL
     stale = LedgerArchive.objects.get()
-    with _clock(_month(-4) + timedelta(days=1)):
+    with _clock(month_start(-4) + timedelta(days=1)):
         order_adjust(order_id=history.pk, deltas={product.sku: 1}, audit=AUDIT)
     before = _fingerprint()
 
     # when: the database refuses the stale archive's drop; the rerun archives the month again
     with pytest.raises(psycopg.DatabaseError, match="not dropped"):
-        _owner("SELECT history_ledger_archive_drop(%s)", [stale.pk])
+        as_owner_sql("SELECT history_ledger_archive_drop(%s)", [stale.pk])
     _as_owner("ledger_archive", "--before", _yyyymm(-2))
 
     # then: the new row is in the new archive, the stale registration stays, undropped
-    month = LedgerArchive.objects.filter(ledger="order", month=_month(-4).date())
+    month = LedgerArchive.objects.filter(ledger="order", month=month_start(-4).date())
     assert [(a.row_count, a.dropped_at is not None) for a in month.order_by("id")] == [
         (0, False),
         (1, True),
@@ -277,7 +255,7 @@ def test_the_drop_function_drops_only_a_registered_archive_of_exactly_that_parti
     _as_owner("ledger_archive", "--before", _yyyymm(-3))  # nothing: no month before -3
     archive = LedgerArchive.objects.create(
         ledger="order",
-        month=_month(-3).date(),
+        month=month_start(-3).date(),
         file_name="x.csv.gz",
         manifest_name="x.manifest.json",
         sha256="0" * 64,
@@ -288,14 +266,14 @@ def test_the_drop_function_drops_only_a_registered_archive_of_exactly_that_parti
         last_id=2,
         archived_at=datetime.now(UTC),
     )
-    name = _partition(LEDGERS[0], -3)
+    name = partition(LEDGERS[0], -3)
 
     # when / then: the function refuses the owner, an unknown archive too, and the
     # partition stays
     for archive_id in (archive.pk, archive.pk + 1000):
         with pytest.raises(psycopg.DatabaseError, match=r"not dropped|no ledger archive"):
-            _owner("SELECT history_ledger_archive_drop(%s)", [archive_id])
-    assert _exists(name)
+            as_owner_sql("SELECT history_ledger_archive_drop(%s)", [archive_id])
+    assert relation_exists(name)
     # the runtime role may not even call it (nor the restore), can neither drop nor detach
     # a partition, nor mark an archive dropped
     for statement in (
@@ -314,7 +292,7 @@ def test_the_drop_function_drops_only_a_registered_archive_of_exactly_that_parti
             cursor.execute(statement)
     # and the owner meets the registry's trigger
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
-        _owner(f"UPDATE history_ledgerarchive SET row_count = 3 WHERE id = {archive.pk}")
+        as_owner_sql(f"UPDATE history_ledgerarchive SET row_count = 3 WHERE id = {archive.pk}")
 
 
 @pytest.mark.parametrize(
@@ -325,9 +303,9 @@ def test_the_ledgers_stay_append_only_after_an_archive(history, statement):
     _as_owner("ledger_archive", "--before", _yyyymm(-1))
 
     # when / then
-    for table in (LEDGERS[0], _partition(LEDGERS[0], 0)):
+    for table in (LEDGERS[0], partition(LEDGERS[0], 0)):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
-            _owner(statement.format(table))
+            as_owner_sql(statement.format(table))
 
 
 # --- tampering --------------------------------------------------------------------------------
@@ -343,7 +321,7 @@ def _rewrite(path, change) -> None:
 def test_verify_ledger_names_an_edited_archive_file(history):
     # given: an archived row's quantity rewritten in the file
     _as_owner("ledger_archive", "--before", _yyyymm(-1))
-    archive = LedgerArchive.objects.get(ledger="order", month=_month(-3).date())
+    archive = LedgerArchive.objects.get(ledger="order", month=month_start(-3).date())
     _rewrite(settings.LEDGER_ARCHIVE_DIR / archive.file_name, lambda t: t.replace(",12,", ",13,"))
 
     # when
@@ -359,14 +337,14 @@ def test_verify_ledger_names_an_edited_archive_file(history):
 def test_verify_ledger_names_a_missing_file_and_a_registry_row_that_disagrees(history):
     # given: one archive's file deleted, another's registry row edited by a superuser
     _as_owner("ledger_archive", "--before", _yyyymm(-1))
-    gone = LedgerArchive.objects.get(ledger="stock", month=_month(-3).date())
+    gone = LedgerArchive.objects.get(ledger="stock", month=month_start(-3).date())
     (settings.LEDGER_ARCHIVE_DIR / gone.file_name).unlink()
-    edited = LedgerArchive.objects.get(ledger="order", month=_month(-2).date())
-    _owner("ALTER TABLE history_ledgerarchive DISABLE TRIGGER USER")
+    edited = LedgerArchive.objects.get(ledger="order", month=month_start(-2).date())
+    as_owner_sql("ALTER TABLE history_ledgerarchive DISABLE TRIGGER USER")
     try:
-        _owner(f"UPDATE history_ledgerarchive SET row_count = 7 WHERE id = {edited.pk}")
+        as_owner_sql(f"UPDATE history_ledgerarchive SET row_count = 7 WHERE id = {edited.pk}")
     finally:
-        _owner("ALTER TABLE history_ledgerarchive ENABLE TRIGGER USER")
+        as_owner_sql("ALTER TABLE history_ledgerarchive ENABLE TRIGGER USER")
 
     # when
     code, output = _verify()
@@ -382,15 +360,15 @@ def test_verify_ledger_names_a_missing_file_and_a_registry_row_that_disagrees(hi
 def test_verify_ledger_names_a_registered_head_that_was_rewritten(history):
     # given: a superuser moves the order's archived head to another hash
     _as_owner("ledger_archive", "--before", _yyyymm(-1))
-    _owner("ALTER TABLE history_ledgerarchivehead DISABLE TRIGGER USER")
+    as_owner_sql("ALTER TABLE history_ledgerarchivehead DISABLE TRIGGER USER")
     try:
-        _owner(
+        as_owner_sql(
             "UPDATE history_ledgerarchivehead SET hash = %s WHERE aggregate_id = %s "
             "AND location_id IS NULL AND first_version = 1",
             [bytes(32), history.pk],
         )
     finally:
-        _owner("ALTER TABLE history_ledgerarchivehead ENABLE TRIGGER USER")
+        as_owner_sql("ALTER TABLE history_ledgerarchivehead ENABLE TRIGGER USER")
 
     # when
     code, output = _verify()
@@ -408,7 +386,7 @@ def test_a_month_is_restored_verified_and_can_be_archived_again(history):
     # given
     before = _fingerprint()
     _as_owner("ledger_archive", "--before", _yyyymm(-1))
-    archive = LedgerArchive.objects.get(ledger="order", month=_month(-2).date())
+    archive = LedgerArchive.objects.get(ledger="order", month=month_start(-2).date())
     path = settings.LEDGER_ARCHIVE_DIR / archive.file_name
 
     # when
@@ -417,7 +395,7 @@ def test_a_month_is_restored_verified_and_can_be_archived_again(history):
 
     # then: the month is back, rows and hashes, and everything verifies
     assert "1 rows restored" in out.getvalue()
-    assert _exists(_partition(LEDGERS[0], -2))
+    assert relation_exists(partition(LEDGERS[0], -2))
     archive.refresh_from_db()
     assert archive.restored_at is not None
     assert _fingerprint() == before
@@ -429,7 +407,7 @@ def test_a_month_is_restored_verified_and_can_be_archived_again(history):
         _as_owner("ledger_restore", str(path))
     # and it can be archived again
     _as_owner("ledger_archive", "--before", _yyyymm(-1))
-    assert not _exists(_partition(LEDGERS[0], -2))
+    assert not relation_exists(partition(LEDGERS[0], -2))
     assert _verify()[0] == 0
 
 
@@ -474,7 +452,7 @@ def test_a_crash_after_any_step_loses_nothing_and_a_rerun_finishes(history, arch
     rerun = _manage(archive_dir, "ledger_archive", "--before", _yyyymm(-1))
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert LedgerArchive.objects.filter(dropped_at__isnull=False).count() == 6
-    assert not any(_exists(_partition(t, m)) for t in LEDGERS for m in (-4, -3, -2))
+    assert not any(relation_exists(partition(t, m)) for t in LEDGERS for m in (-4, -3, -2))
     assert _fingerprint() == before
     assert list(archive_dir.glob(".*partial")) == []
     code, output = _verify()
@@ -487,7 +465,7 @@ def test_a_crash_in_the_middle_of_a_restore_leaves_the_archive_and_a_rerun_resto
     # given
     _as_owner("ledger_archive", "--before", _yyyymm(-1))
     before = _fingerprint()
-    archive = LedgerArchive.objects.get(ledger="stock", month=_month(-3).date())
+    archive = LedgerArchive.objects.get(ledger="stock", month=month_start(-3).date())
     path = str(archive_dir / archive.file_name)
 
     # when: killed after the rows were copied in, before the commit
@@ -497,11 +475,11 @@ def test_a_crash_in_the_middle_of_a_restore_leaves_the_archive_and_a_rerun_resto
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     archive.refresh_from_db()
     assert archive.restored_at is None
-    assert not _exists(_partition(LEDGERS[1], -3))
+    assert not relation_exists(partition(LEDGERS[1], -3))
     assert _fingerprint() == before
     rerun = _manage(archive_dir, "ledger_restore", path)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert _exists(_partition(LEDGERS[1], -3))
+    assert relation_exists(partition(LEDGERS[1], -3))
     assert _fingerprint() == before
     assert _verify()[0] == 0
 
@@ -515,8 +493,8 @@ def test_as_of_before_the_archive_horizon_is_a_410_problem_not_a_wrong_answer(hi
     url = f"/api/v1/orders/{history.pk}/"
 
     # when
-    archived = api.get(url, {"as_of": (_month(-2) + timedelta(days=28)).isoformat()})
-    later = api.get(url, {"as_of": (_month(-1) + timedelta(days=1)).isoformat()})
+    archived = api.get(url, {"as_of": (month_start(-2) + timedelta(days=28)).isoformat()})
+    later = api.get(url, {"as_of": (month_start(-1) + timedelta(days=1)).isoformat()})
 
     # then: a time whose state needs archived rows is refused, naming the month
     body = assert_problem(archived, 410, "ledger_archived")
@@ -558,7 +536,7 @@ def test_a_restore_from_a_copy_elsewhere_checks_that_copy(history, archive_dir, 
     # given: the archive brought back from object storage into another directory, and an
     # edited copy of it in a third
     _as_owner("ledger_archive", "--before", _yyyymm(-1))
-    archive = LedgerArchive.objects.get(ledger="order", month=_month(-3).date())
+    archive = LedgerArchive.objects.get(ledger="order", month=month_start(-3).date())
     copies = {}
     for name in ("fetched", "edited"):
         copies[name] = tmp_path / name
@@ -572,4 +550,4 @@ def test_a_restore_from_a_copy_elsewhere_checks_that_copy(history, archive_dir, 
     with pytest.raises(CommandError, match="does not verify: its file's SHA-256"):
         _as_owner("ledger_restore", str(copies["edited"] / archive.manifest_name))
     _as_owner("ledger_restore", str(copies["fetched"] / archive.manifest_name))
-    assert OrderLedgerEntry.objects.filter(occurred_at__lt=_month(-2)).count() == 3
+    assert OrderLedgerEntry.objects.filter(occurred_at__lt=month_start(-2)).count() == 3

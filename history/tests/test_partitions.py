@@ -5,7 +5,7 @@ whole months, and the migration of a populated database."""
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -19,32 +19,10 @@ from history.selectors import PARTITIONED_TABLES, partitions_missing
 from history.services import outbox_published_purge, partitions_ensure
 from history.tasks import create_partitions, purge_published_outbox
 from tests import database
+from tests.partitions import as_owner as as_owner_sql
+from tests.partitions import month_start, partition, relation_exists
 
 pytestmark = pytest.mark.django_db
-
-
-def _month(offset: int) -> datetime:
-    """The first instant (UTC) of the month `offset` months from this one."""
-    today = timezone.now().astimezone(UTC)
-    index = today.year * 12 + today.month - 1 + offset
-    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
-
-
-def _partition(table: str, offset: int) -> str:
-    return f"{table}_p{_month(offset):%Y%m}"
-
-
-def _exists(relation: str) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [relation])
-        return cursor.fetchone()[0]
-
-
-def _owner(sql: str, params=()) -> None:
-    with psycopg.connect(
-        **database.owner_dsn(), dbname=connection.settings_dict["NAME"], autocommit=True
-    ) as owner:
-        owner.execute(sql, params)
 
 
 # --- partitions made ahead ----------------------------------------------------------------
@@ -52,8 +30,8 @@ def _owner(sql: str, params=()) -> None:
 
 def test_the_migration_made_this_month_and_three_ahead_of_every_table():
     for offset in range(4):
-        assert partitions_missing(month=_month(offset).date()) == []
-    assert set(partitions_missing(month=_month(4).date())) == set(PARTITIONED_TABLES)
+        assert partitions_missing(month=month_start(offset).date()) == []
+    assert set(partitions_missing(month=month_start(4).date())) == set(PARTITIONED_TABLES)
 
 
 def test_the_beat_task_creates_the_months_ahead_once(settings):
@@ -66,8 +44,8 @@ def test_the_beat_task_creates_the_months_ahead_once(settings):
 
     # then: two more months of each of the three tables, then nothing to do
     assert (created, again) == (6, 0)
-    assert partitions_missing(month=_month(5).date()) == []
-    assert partitions_missing(month=_month(6).date()) != []
+    assert partitions_missing(month=month_start(5).date()) == []
+    assert partitions_missing(month=month_start(6).date()) != []
 
 
 def test_a_month_whose_rows_sit_in_the_default_partition_is_skipped_not_failed():
@@ -78,7 +56,7 @@ def test_a_month_whose_rows_sit_in_the_default_partition_is_skipped_not_failed()
             f"INSERT INTO {table} (event_id, aggregate_type, aggregate_id, aggregate_version, "
             "event_type, payload, created_at, attempts, last_error) VALUES "
             "(gen_random_uuid(), 'order', '1', 1, 'order.created', '{}', %s, 0, '')",
-            [_month(6) + timedelta(days=1)],
+            [month_start(6) + timedelta(days=1)],
         )
         cursor.execute(
             f"SELECT count(*) FROM {table} WHERE tableoid = %s::regclass", [f"{table}_default"]
@@ -90,7 +68,7 @@ def test_a_month_whose_rows_sit_in_the_default_partition_is_skipped_not_failed()
 
     # then: every month but the outbox's sixth, which the function skips with a warning
     assert created == 3 * 3 - 1
-    assert partitions_missing(month=_month(6).date()) == [table]
+    assert partitions_missing(month=month_start(6).date()) == [table]
     assert OutboxEvent.objects.count() == 1
 
 
@@ -98,16 +76,16 @@ def test_a_month_whose_rows_sit_in_the_default_partition_is_skipped_not_failed()
 def test_a_new_ledger_partition_is_append_only_too():
     # given: a partition the runtime role had made through the owner's function
     partitions_ensure(months_ahead=4)
-    name = _partition(OrderLedgerEntry._meta.db_table, 4)
+    name = partition(OrderLedgerEntry._meta.db_table, 4)
 
     # when / then: TRUNCATE of it is refused by its own trigger (statement triggers are
     # not inherited), even for the owner
     try:
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
-            _owner(f"TRUNCATE {name}")
+            as_owner_sql(f"TRUNCATE {name}")
     finally:
         for table in PARTITIONED_TABLES:
-            _owner(f"DROP TABLE {_partition(table, 4)}")
+            as_owner_sql(f"DROP TABLE {partition(table, 4)}")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -117,14 +95,14 @@ def test_readyz_fails_when_next_months_partition_is_missing():
 
     # when: next month's outbox partition is gone (detached as the owner)
     table = OutboxEvent._meta.db_table
-    name = _partition(table, 1)
-    _owner(f"ALTER TABLE {table} DETACH PARTITION {name}")
+    name = partition(table, 1)
+    as_owner_sql(f"ALTER TABLE {table} DETACH PARTITION {name}")
     try:
         response = Client().get("/readyz")
     finally:
-        _owner(
+        as_owner_sql(
             f"ALTER TABLE {table} ATTACH PARTITION {name} "
-            f"FOR VALUES FROM ('{_month(1).isoformat()}') TO ('{_month(2).isoformat()}')"
+            f"FOR VALUES FROM ('{month_start(1).isoformat()}') TO ('{month_start(2).isoformat()}')"
         )
 
     # then
@@ -147,12 +125,12 @@ def test_a_query_over_a_time_range_reads_only_that_months_partition(make_order, 
 
     # when
     plan = OrderLedgerEntry.objects.filter(
-        occurred_at__gte=_month(0), occurred_at__lt=_month(1), product=product
+        occurred_at__gte=month_start(0), occurred_at__lt=month_start(1), product=product
     ).explain()
 
     # then
     scanned = {name for name in _partition_names(table) if name in plan}
-    assert scanned == {_partition(table, 0)}, plan
+    assert scanned == {partition(table, 0)}, plan
 
 
 def _partition_names(table: str) -> list[str]:
@@ -175,7 +153,7 @@ def _partition_names(table: str) -> list[str]:
 def test_a_ledger_partition_refuses_changes_even_to_its_owner(make_order, product, statement):
     # given: a committed ledger row, in this month's partition
     make_order(lines={product.sku: 5})
-    name = _partition(OrderLedgerEntry._meta.db_table, 0)
+    name = partition(OrderLedgerEntry._meta.db_table, 0)
     sql = statement.format(name)
 
     # when / then: the runtime role has no privilege on a partition at all
@@ -187,7 +165,7 @@ def test_a_ledger_partition_refuses_changes_even_to_its_owner(make_order, produc
         cursor.execute(sql)
     # and the owner meets the triggers
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
-        _owner(sql)
+        as_owner_sql(sql)
     assert OrderLedgerEntry.objects.get().reason == "test"
 
 
@@ -199,13 +177,13 @@ def test_retention_drops_whole_published_months_and_keeps_months_with_pending_ev
 ):
     # given: partitions since three months ago; three months ago two events, both long
     # published; two months ago one published and one dead-lettered; this month's pending
-    partitions_ensure(months_ahead=3, since=_month(-3))
+    partitions_ensure(months_ahead=3, since=month_start(-3))
     for _ in range(5):
         make_order(lines={product.sku: 1})
     old, old_too, kept, dead, pending = OutboxEvent.objects.order_by("id")
     long_ago = timezone.now() - timedelta(days=60)
     for event, month in ((old, -3), (old_too, -3), (kept, -2), (dead, -2)):
-        OutboxEvent.objects.filter(pk=event.pk).update(created_at=_month(month))
+        OutboxEvent.objects.filter(pk=event.pk).update(created_at=month_start(month))
     OutboxEvent.objects.filter(pk__in=[old.pk, old_too.pk, kept.pk]).update(published_at=long_ago)
     OutboxEvent.objects.filter(pk=dead.pk).update(dead_lettered_at=long_ago, attempts=10)
     table = OutboxEvent._meta.db_table
@@ -216,9 +194,9 @@ def test_retention_drops_whole_published_months_and_keeps_months_with_pending_ev
     # then: the month three months ago is gone, partition and rows, and last month's empty
     # partition; the others stay whole
     assert dropped == 2
-    assert not _exists(_partition(table, -3))
-    assert not _exists(_partition(table, -1))
-    assert _exists(_partition(table, -2))
+    assert not relation_exists(partition(table, -3))
+    assert not relation_exists(partition(table, -1))
+    assert relation_exists(partition(table, -2))
     assert set(OutboxEvent.objects.values_list("pk", flat=True)) == {kept.pk, dead.pk, pending.pk}
     assert OrderLedgerEntry.objects.count() == 5
     assert outbox_published_purge(older_than=timedelta(days=7)) == 0
@@ -231,14 +209,14 @@ def test_retention_drops_whole_published_months_and_keeps_months_with_pending_ev
 
 def test_retention_keeps_a_month_whose_events_were_published_within_the_retention():
     # given: last month's only event, published a day ago
-    partitions_ensure(months_ahead=3, since=_month(-1))
+    partitions_ensure(months_ahead=3, since=month_start(-1))
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {OutboxEvent._meta.db_table} (event_id, aggregate_type, aggregate_id, "
             "aggregate_version, event_type, payload, created_at, published_at, attempts, "
             "last_error) VALUES (gen_random_uuid(), 'order', '1', 1, 'order.created', '{}', "
             "%s, %s, 1, '')",
-            [_month(-1), timezone.now() - timedelta(days=1)],
+            [month_start(-1), timezone.now() - timedelta(days=1)],
         )
 
     # when / then
