@@ -81,6 +81,12 @@ $(BENCH_STAMP): $(STAMP) requirements/bench.txt
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.load $(BENCH_ARGS)
 
+.PHONY: bench-quick
+# About a minute, for before and after a change: read, adjust and bulk-own on the product, the
+# floor and the peer (bench/floor, bench/peer), 2 s + 5 s each, one round; prints the ratios.
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python -m bench.load --quick $(BENCH_ARGS)
+
 .PHONY: bench-tracing
 # What OpenTelemetry tracing costs: make bench's floor, read and adjust twice, tracing off
 # then on (every trace exported to a local receiver that discards it); prints both and the

@@ -105,15 +105,32 @@ SCENARIOS = {
         "limit": "batch",
         "ratio_goal": 0.35,
     },
+    # Each client's batches touch its own orders (ORDERS // --bulk-items clients, each with
+    # its own --bulk-items orders): no batch waits for another's locks (issue 15).
+    "bulk-own": {
+        "label": "bulk, own orders POST /adjustments/bulk/",
+        "rate_goal": None,
+        "p99_goal": 1000,
+        "limit": "batch",
+    },
 }
-WRITES = ("patch", "adjust", "bulk")
+WRITES = ("patch", "adjust", "bulk", "bulk-own")
+BULK = ("bulk", "bulk-own")
+# The scenarios the reference servers (bench/floor, bench/peer) also answer: measured on the
+# product and on each of them in turn, --rounds times (issue 15).
+COMPARED = ("floor", "read", "patch", "adjust")
+REFERENCES = {
+    "floor": "bench.floor.wsgi:application",
+    "peer": "bench.peer.wsgi:application",
+}
 
 
 # --- the load generator (a process of its own; imports nothing from the project) -------
 
 
-def _request_builder(cfg: dict):
-    """scenario -> a function rng -> (method, path, body or None, items)."""
+def _request_builder(cfg: dict, client: int = 0):
+    """scenario -> a function rng -> (method, path, body or None, items); `client` is the
+    client's number (bulk-own: which orders are its own)."""
     import orjson
 
     orders, lines, untracked = cfg["orders"], cfg["lines_per_order"], cfg["untracked"]
@@ -173,6 +190,23 @@ def _request_builder(cfg: dict):
             return "POST", BULK_PATH, orjson.dumps(body), size
 
         return bulk
+    if scenario == "bulk-own":
+        size = cfg["bulk_items"]
+        own = range(1 + client * size, 1 + (client + 1) * size)
+
+        def bulk_own(rng):
+            items = [
+                {
+                    "order": order_id,
+                    "sku": sku(order_id, rng.randrange(lines)),
+                    "delta": rng.choice((-1, 1)),
+                }
+                for order_id in rng.sample(own, size)
+            ]
+            body = {"items": items, "reason": "bench: bulk, own orders"}
+            return "POST", BULK_PATH, orjson.dumps(body), size
+
+        return bulk_own
     raise ValueError(f"unknown scenario {scenario!r}")
 
 
@@ -192,8 +226,7 @@ async def _generate(cfg: dict) -> dict:
     import aiohttp
     import orjson
 
-    build = _request_builder(cfg)
-    bulk = cfg["scenario"] == "bulk"
+    bulk = cfg["scenario"] in BULK
     clients, base, rate = cfg["clients"], cfg["base_url"], cfg.get("rate")
     headers = {
         "Authorization": f"Token {cfg['token']}",
@@ -242,6 +275,7 @@ async def _generate(cfg: dict) -> dict:
 
     async def closed_client(session, n: int) -> None:
         rng = random.Random(cfg["seed"] * 1000 + n)
+        build = _request_builder(cfg, n)
         while time.perf_counter_ns() < window_end:
             sample = await send(session, build(rng))
             samples.append((sample[0], *sample))
@@ -263,6 +297,7 @@ async def _generate(cfg: dict) -> dict:
 
     async def paced_client(session, n: int) -> None:
         rng = random.Random(cfg["seed"] * 1000 + n)
+        build = _request_builder(cfg, n)
         while time.perf_counter_ns() < window_end:
             due = window_start + round(take_slot() * 1e9 / rate)
             if due >= window_end:
@@ -466,10 +501,17 @@ class CpuMeter:
 
 
 class Stack:
-    """gunicorn, the relay and the projector, each in a process group of its own."""
+    """gunicorn, the relay and the projector, each in a process group of its own. `name` and
+    `app`: a reference server's (bench/floor, bench/peer) gunicorn, with the same settings."""
 
-    def __init__(self, args, env: dict[str, str]):
-        self.args, self.env = args, env
+    def __init__(
+        self,
+        args,
+        env: dict[str, str],
+        name: str = "gunicorn",
+        app: str = "config.wsgi:application",
+    ):
+        self.args, self.env, self.name, self.app = args, env, name, app
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.procs: dict[str, subprocess.Popen] = {}
@@ -491,7 +533,7 @@ class Stack:
         if config.exists():
             argv += ["--config", str(config)]
         argv += [
-            "config.wsgi:application",
+            self.app,
             "--bind", f"127.0.0.1:{self.port}",
             "--workers", str(self.args.workers),
             "--worker-class", self.args.worker_class,
@@ -502,11 +544,11 @@ class Stack:
         return argv
 
     def start_web(self) -> None:
-        self._start("gunicorn", self.gunicorn_argv())
+        self._start(self.name, self.gunicorn_argv())
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if self.procs["gunicorn"].poll() is not None:
-                raise RuntimeError(f"gunicorn exited; see {self.logs / 'gunicorn.log'}")
+            if self.procs[self.name].poll() is not None:
+                raise RuntimeError(f"gunicorn exited; see {self.logs / (self.name + '.log')}")
             with contextlib.suppress(OSError):
                 status, _ = _get_json(self.base_url + "/healthz", timeout=1)
                 if status == 200:
@@ -747,7 +789,7 @@ def generator_config(name: str, args, stack: Stack, token: str) -> dict:
         "scenario": name,
         "base_url": stack.base_url,
         "token": token,
-        "clients": args.clients,
+        "clients": bulk_own_clients(args) if name == "bulk-own" else args.clients,
         "warmup": args.warmup,
         "duration": args.duration,
         "orders": ORDERS,
@@ -758,6 +800,12 @@ def generator_config(name: str, args, stack: Stack, token: str) -> dict:
         "request_timeout": 60.0,
         "seed": args.seed,
     }
+
+
+def bulk_own_clients(args) -> int:
+    from bench.seed import ORDERS
+
+    return max(1, min(args.clients, ORDERS // args.bulk_items))
 
 
 def warm_cache(args, stack: Stack, token: str) -> dict:
@@ -773,9 +821,17 @@ def warm_cache(args, stack: Stack, token: str) -> dict:
 
 
 def run_scenario(
-    name: str, args, stack: Stack, token: str, meter: CpuMeter, rate: float | None = None
+    name: str,
+    args,
+    stack: Stack,
+    token: str,
+    meter: CpuMeter,
+    rate: float | None = None,
+    server: str = "product",
+    round_: int | None = None,
 ) -> dict:
-    """One phase of a scenario: closed loop (rate None) or paced at `rate` requests/s."""
+    """One phase of a scenario: closed loop (rate None) or paced at `rate` requests/s, on the
+    product or on a reference server (`server`: floor, peer)."""
     cfg = generator_config(name, args, stack, token) | {"rate": rate}
     load = os.getloadavg()[0]
     proc = subprocess.Popen(
@@ -806,6 +862,8 @@ def run_scenario(
     result.update(
         {
             "name": name,
+            "server": server,
+            "round": round_,
             "phase": "paced" if rate else "max",
             "cores": cores,
             "load_before": load,
@@ -824,18 +882,24 @@ def paced_rate(name: str, closed: dict, args) -> float | None:
         return args.paced_rates[name]
     goal = SCENARIOS[name]["rate_goal"]
     if goal:
-        return goal / args.bulk_items if name == "bulk" else goal
+        return goal / args.bulk_items if name in BULK else goal
     return round(closed["requests_per_second"] / 2) or None
 
 
-def phase_label(result: dict) -> str:
+def phase_label(result: dict, rounds: int = 1) -> str:
     label = SCENARIOS[result["name"]]["label"]
+    server = result.get("server", "product")
+    if server != "product":
+        label = f"[{server}] {label}"
+    if result.get("round"):
+        label += f" round {result['round']}"
     if result["phase"] == "paced":
         rate = _rate_text(result["offered_per_second"])
         if result["items_per_request"] > 1:
             return f"{label} (paced {rate}/s x {result['items_per_request']:,} items)"
         return f"{label} (paced {rate}/s)"
-    return f"{label} (max, {result['clients']} clients)"
+    median = f", median of {rounds} rounds" if rounds > 1 else ""
+    return f"{label} (max, {result['clients']} clients{median})"
 
 
 def _rate_text(rate: float) -> str:
@@ -843,7 +907,7 @@ def _rate_text(rate: float) -> str:
 
 
 def phase_summary(result: dict) -> str:
-    bulk = result["name"] == "bulk"
+    bulk = result["name"] in BULK
     answered = result["requests_per_second"]
     items = f" ({result['items_per_second']:,.0f} items/s)" if bulk else ""
     if result["phase"] == "paced":
@@ -1048,11 +1112,18 @@ def build_rows(limits: dict | None, results: list[dict], skipped: dict, lag: dic
             )
             rows.append(row)
     phases: dict[str, dict[str, dict]] = {}
+    rounds: dict[tuple[str, str], list[dict]] = {}  # (scenario, server) -> max phases
     for r in results:
-        phases.setdefault(r["name"], {})[r["phase"]] = r
+        if r["phase"] == "max":
+            rounds.setdefault((r["name"], r.get("server", "product")), []).append(r)
+        if r.get("server", "product") == "product":
+            phases.setdefault(r["name"], {})[r["phase"]] = r
     for name, by_phase in phases.items():
+        ratios = reference_ratios(name, rounds)
+        if len(rounds.get((name, "product"), ())) > 1:
+            by_phase["max"] = _median_round(rounds[(name, "product")])
         spec = SCENARIOS[name]
-        bulk = name == "bulk"
+        bulk = name in BULK
         unit, goal_unit = ("items/s", "items/s") if bulk else ("req/s", "/s")
         limit = None
         if limits and spec.get("limit") == "single":
@@ -1065,7 +1136,7 @@ def build_rows(limits: dict | None, results: list[dict], skipped: dict, lag: dic
             is_paced = phase == "paced"
             offered = r["offered_per_second"] * r["items_per_request"] if is_paced else None
             scenario_rows[phase] = row = {
-                "scenario": phase_label(r),
+                "scenario": phase_label(r | {"round": None}, len(rounds[(name, "product")])),
                 "phase": phase,
                 "figure": figure,
                 "unit": unit,
@@ -1081,6 +1152,8 @@ def build_rows(limits: dict | None, results: list[dict], skipped: dict, lag: dic
                 "errors": r["errors"],
                 "item_failures": r.get("item_failures", 0),
                 "ratio": figure / limit if limit and not is_paced else None,
+                "vs_floor": None if is_paced else ratios.get("floor"),
+                "vs_peer": None if is_paced else ratios.get("peer"),
                 "goal": _goal_text(spec, goal_unit, phase),
                 "met": None,
                 "missed": [],
@@ -1094,6 +1167,27 @@ def build_rows(limits: dict | None, results: list[dict], skipped: dict, lag: dic
         # The verdict goes on the scenario's last row: the paced one, where p99 is judged.
         verdict = paced or closed
         verdict["met"], verdict["missed"] = evaluate(spec, closed, paced)
+        for server in REFERENCES:
+            runs = rounds.get((name, server))
+            if not runs:
+                continue
+            r = _median_round(runs)
+            figure = r["items_per_second"] if bulk else r["requests_per_second"]
+            row = _empty_row("  " + phase_label(r | {"round": None}, len(runs)), "")
+            row.update(
+                {
+                    "phase": "max",
+                    "server": server,
+                    "figure": figure,
+                    "unit": unit,
+                    "p50_ms": r["p50_ms"],
+                    "p95_ms": r["p95_ms"],
+                    "p99_ms": r["p99_ms"],
+                    "mean_ms": r["mean_ms"],
+                    "errors": r["errors"],
+                }
+            )
+            rows.append(row)
     for name, why in skipped.items():
         rows.append(_empty_row(SCENARIOS[name]["label"], why))
     if lag is not None:
@@ -1111,6 +1205,63 @@ def build_rows(limits: dict | None, results: list[dict], skipped: dict, lag: dic
         )
         rows.append(row)
     return rows
+
+
+def _figure(r: dict) -> float:
+    return r["items_per_second"] if r["name"] in BULK else r["requests_per_second"]
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _median_round(runs: list[dict]) -> dict:
+    """The round whose figure is the median (the lower middle one of an even count)."""
+    ordered = sorted(runs, key=_figure)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def reference_ratios(name: str, rounds: dict) -> dict[str, float]:
+    """server -> the median over rounds of (the product's figure / the server's figure), each
+    round's pair measured one after the other."""
+    product = {r["round"]: _figure(r) for r in rounds.get((name, "product"), ())}
+    out = {}
+    for server in REFERENCES:
+        pairs = [
+            product[r["round"]] / _figure(r)
+            for r in rounds.get((name, server), ())
+            if r["round"] in product and _figure(r)
+        ]
+        if pairs:
+            out[server] = _median(pairs)
+    return out
+
+
+def rounds_table(results: list[dict]) -> str:
+    """A line per scenario and round: each server's figure and the product's ratio to each."""
+    by_round: dict[tuple[str, int], dict[str, dict]] = {}
+    for r in results:
+        if r["phase"] == "max" and r.get("round"):
+            by_round.setdefault((r["name"], r["round"]), {})[r.get("server", "product")] = r
+    lines = []
+    for (name, round_), servers in by_round.items():
+        product = servers.get("product")
+        cells = [SCENARIOS[name]["label"], str(round_)]
+        for server in ("product", *REFERENCES):
+            r = servers.get(server)
+            cells += [_fmt(_figure(r) if r else None, ",.0f"), _fmt(r and r["p99_ms"], ".1f")]
+        for server in REFERENCES:
+            r = servers.get(server)
+            ratio = _figure(product) / _figure(r) if product and r and _figure(r) else None
+            cells.append(_fmt(ratio, ".2f"))
+        lines.append((*cells, ""))
+    header = ("scenario (max phase, req/s)", "round", "product", "p99 ms")
+    for server in REFERENCES:
+        header += (server, "p99 ms")
+    header += (*(f"product / {server}" for server in REFERENCES), "")
+    return _table(header, lines)
 
 
 def _met_text(row: dict) -> str:
@@ -1136,7 +1287,8 @@ def _late_text(phase: dict) -> str:
 
 def results_table(rows: list[dict]) -> str:
     header = ("scenario", "figure", "unit", "p50 ms", "p95 ms", "p99 ms", "service p99 ms")
-    header += (f"late > {LATE_START_MS:.0f} ms", "errors", "ratio to limit", "target", "met?")
+    header += (f"late > {LATE_START_MS:.0f} ms", "errors", "ratio to limit")
+    header += ("ratio to floor", "ratio to peer", "target", "met?")
     lines = []
     for r in rows:
         figure = r["figure"]
@@ -1157,6 +1309,8 @@ def results_table(rows: list[dict]) -> str:
                 _fmt(r["errors"], ",")
                 + (f" +{r['item_failures']:,} items" if r.get("item_failures") else ""),
                 _fmt(r["ratio"], ".2f"),
+                _fmt(r.get("vs_floor"), ".2f"),
+                _fmt(r.get("vs_peer"), ".2f"),
                 r["goal"],
                 _met_text(r),
             )
@@ -1165,7 +1319,8 @@ def results_table(rows: list[dict]) -> str:
 
 
 def cpu_table(results: list[dict]) -> str:
-    columns = ["client", "gunicorn", "postgres", "redis", "rabbitmq", "relay", "projector"]
+    columns = ["client", "gunicorn", "floor", "peer", "postgres", "redis", "rabbitmq", "relay"]
+    columns.append("projector")
     if any("collector" in (r.get("cores") or {}) for r in results):
         columns.append("collector")
     lines = []
@@ -1211,6 +1366,68 @@ def lag_table(samples: list[dict]) -> str:
     header = ("after load stopped", "outbox pending", "outbox lag s")
     header += ("projection behind", "projection lag s", "/readyz: outbox / projection lag s", "")
     return _table(header, lines)
+
+
+def start_references(args, database: str) -> dict[str, tuple[Stack, str]]:
+    """The reference servers (issue 15), under the product's gunicorn settings: the floor on
+    a copy of the seeded database (its writes leave the product's chains alone; dropped at
+    the end), the peer on its own database, created, migrated and seeded by bench.peer.seed.
+    Returns name -> (server, API token)."""
+    from django.db import connection
+
+    from bench import seed as seeding
+
+    url = seeding.database_url().rsplit("/", 1)[0]
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("BENCH_", "TEST_"))}
+    base |= {"PYTHONUNBUFFERED": "1", "SECRET_KEY": secrets.token_urlsafe(50)}
+    servers = {}
+    for name in args.references:
+        if name == "floor":
+            connection.close()
+            _admin_sql(f'DROP DATABASE IF EXISTS "{database}_floor"')
+            _admin_sql(f'CREATE DATABASE "{database}_floor" TEMPLATE "{database}"')
+            env = base | {
+                "DJANGO_SETTINGS_MODULE": "bench.floor.settings",
+                "DATABASE_URL": f"{url}/{database}_floor",
+            }
+            token = "none"
+        else:
+            env = base | {
+                "DJANGO_SETTINGS_MODULE": "bench.peer.settings",
+                "DATABASE_URL": f"{url}/{database.replace('_http', '')}_peer",
+            }
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.peer.seed"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            if out.returncode:
+                raise RuntimeError(f"bench.peer.seed failed:\n{out.stderr[-2000:]}")
+            *notes, token = out.stdout.strip().splitlines()
+            print(f"  peer: {env['DATABASE_URL'].rsplit('/', 1)[1]} {' '.join(notes)}", flush=True)
+        server = Stack(args, env, name=name, app=REFERENCES[name])
+        servers[name] = (server, token)
+        server.start_web()
+        print(f"  {name}: {REFERENCES[name]} on {server.base_url}", flush=True)
+    return servers
+
+
+def run_rounds(name, args, stack, token, meter, references, results) -> dict:
+    """The closed-loop phase of a compared scenario, --rounds times, the product then each
+    reference server in each round. Returns the product's median round."""
+    runs = []
+    for round_ in range(1, args.rounds + 1):
+        for server in ("product", *references):
+            where, key = (stack, token) if server == "product" else references[server]
+            r = run_scenario(name, args, where, key, meter, server=server, round_=round_)
+            results.append(r)
+            print(f"  round {round_}, {server}:", phase_summary(r).strip(), flush=True)
+            if server == "product":
+                runs.append(r)
+            time.sleep(PHASE_PAUSE_SECONDS)
+    return _median_round(runs)
 
 
 def machine_facts(stack: Stack | None) -> dict:
@@ -1267,7 +1484,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=15.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=3.0, help="uncounted seconds first")
     parser.add_argument(
-        "--scenarios", default="floor,read,history,patch,adjust,bulk", help="comma-separated"
+        "--scenarios",
+        default="floor,read,history,patch,adjust,bulk-own,bulk",
+        help="comma-separated",
+    )
+    parser.add_argument(
+        "--references",
+        default="floor,peer",
+        help="reference servers measured beside the product in the scenarios they answer "
+        f"({', '.join(COMPARED)}): floor (bench/floor), peer (bench/peer), or none",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="closed-loop rounds of each compared scenario, the servers in turn in each; the "
+        "ratios are the medians of the per-round ratios",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="make bench-quick: read, adjust and bulk-own, 2 s + 5 s, one round, no paced "
+        "phases, no pgbench, no lag sampling, no cache warming (~1-2 minutes); later options win",
     )
     parser.add_argument(
         "--paced-rate",
@@ -1317,7 +1555,15 @@ def main(argv: list[str] | None = None) -> int:
         help="OpenTelemetry on in gunicorn, the relay and the projector, every trace sampled "
         "and exported over OTLP to a local receiver that discards it (make bench-tracing)",
     )
+    if "--quick" in argv:
+        quick = ["--scenarios", "read,adjust,bulk-own", "--warmup", "2", "--duration", "5"]
+        quick += ["--rounds", "1", "--no-paced", "--skip-pgbench", "--lag-seconds", "0"]
+        quick += ["--cold-cache"]
+        argv = [*quick, *argv]
     args = parser.parse_args(argv)
+    args.references = [r for r in args.references.split(",") if r and r != "none"]
+    if any(r not in REFERENCES for r in args.references):
+        parser.error(f"--references: choose among {', '.join(REFERENCES)}, or none")
     args.batch_clients = [int(c) for c in args.batch_clients.split(",") if c]
     names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     unknown = [n for n in names if n not in SCENARIOS]
@@ -1388,8 +1634,12 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(args, env)
     stack.lag_samples = []
     results, skipped = [], {}
+    compared = [n for n in names if n in COMPARED] if args.references else []
+    references: dict[str, tuple[Stack, str]] = {}  # name -> (server, token)
     clear_redis_keys()
     try:
+        if compared:
+            references = start_references(args, database)
         if args.tracing:
             env.update({**TRACING_ENV, **{k: v for k, v in env.items() if k in TRACING_ENV}})
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = stack.start_collector()
@@ -1402,6 +1652,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(server, flush=True)
         meter = CpuMeter({"gunicorn": stack.pgid("gunicorn")})
+        for ref, (ref_stack, _) in references.items():
+            meter.groups[ref] = ref_stack.pgid(ref)
         if args.tracing:
             meter.groups["collector"] = stack.pgid("collector")
             print(f"tracing: on, {env['OTEL_EXPORTER_OTLP_ENDPOINT']}", flush=True)
@@ -1412,12 +1664,12 @@ def main(argv: list[str] | None = None) -> int:
                     {"relay": stack.pgid("relay"), "projector": stack.pgid("projector")}
                 )
                 time.sleep(1.0)
-            if name == "bulk":
+            if name in BULK:
                 available, why = bulk_available(stack.base_url, token)
                 if not available:
                     print(f"{name}: {why}", flush=True)
                     skipped[name] = why
-                    if args.lag_after == "bulk":
+                    if args.lag_after == name:
                         args.lag_after = None
                     continue
             if name == "read" and not args.cold_cache:
@@ -1427,14 +1679,18 @@ def main(argv: list[str] | None = None) -> int:
                     f"{dict(warmed['statuses'])}",
                     flush=True,
                 )
+            clients = bulk_own_clients(args) if name == "bulk-own" else args.clients
             print(
-                f"{name}, max throughput: {args.clients} closed-loop clients, "
+                f"{name}, max throughput: {clients} closed-loop clients, "
                 f"{args.warmup:.0f} s warm-up + {args.duration:.0f} s ...",
                 flush=True,
             )
-            closed = run_scenario(name, args, stack, token, meter)
-            results.append(closed)
-            print(phase_summary(closed), flush=True)
+            if name in compared:
+                closed = run_rounds(name, args, stack, token, meter, references, results)
+            else:
+                closed = run_scenario(name, args, stack, token, meter)
+                results.append(closed)
+                print(phase_summary(closed), flush=True)
             rate = paced_rate(name, closed, args)
             if rate:
                 time.sleep(PHASE_PAUSE_SECONDS)
@@ -1448,10 +1704,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(phase_summary(paced), flush=True)
             elif not args.no_paced:
                 print(f"{name}: no paced phase (the closed loop answered nothing)", flush=True)
-            if name == args.lag_after:
+            if name == args.lag_after and args.lag_seconds > 0:
                 stack.lag_samples = sample_lag(stack.base_url, args.lag_seconds)
         lag = None
-        if not stack.lag_samples and any(r["name"] in WRITES for r in results):
+        wrote = any(r["name"] in WRITES for r in results)
+        if not stack.lag_samples and wrote and args.lag_seconds > 0:
             # The lag scenario was skipped (no bulk endpoint): sample after the last write.
             args.lag_after = [r["name"] for r in results if r["name"] in WRITES][-1]
             stack.lag_samples = sample_lag(stack.base_url, args.lag_seconds)
@@ -1463,6 +1720,10 @@ def main(argv: list[str] | None = None) -> int:
             }
     finally:
         stack.stop()
+        for ref_stack, _ in references.values():
+            ref_stack.stop()
+        if "floor" in references:
+            _admin_sql(f'DROP DATABASE IF EXISTS "{database}_floor"')
         queue.delete()
         clear_redis_keys()
     exported = None
@@ -1473,8 +1734,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = build_rows(limits, results, skipped, lag)
     table = results_table(rows)
     cpu = cpu_table(results)
+    per_round = rounds_table(results) if references else None
     print()
     print(table)
+    if per_round:
+        print()
+        print(per_round)
     print()
     print(cpu)
     busy = [(phase_label(r), r["cores"].get("other", 0.0)) for r in results if r.get("cores")]
@@ -1536,6 +1801,7 @@ def main(argv: list[str] | None = None) -> int:
         "lag": lag,
         "rows": rows,
         "table": table,
+        "rounds_table": per_round,
         "cpu_table": cpu,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,8 @@ DEFAULT_ARGS = [
     "floor=300,read=300,adjust=100",
     "--lag-seconds",
     "3",
+    "--references",
+    "none",
 ]
 FIGURES = [
     ("max", "requests_per_second", "req/s (64 clients)"),
