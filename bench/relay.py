@@ -7,10 +7,13 @@ with an empty outbox) and its own exchange and queue (`ordertrack-bench.events` 
 `ordertrack-bench.events.all`, bound with '#', purged before each scenario and deleted at the
 end), so the messages are really routed and stored. See bench/README.md.
 
-Scenarios, in one run (two rounds of raw + relay x1 + relay x2, then live):
-- raw: py-amqp alone, no database: the same messages (bodies and properties) the relay sends,
-  published with publisher confirms in batches of RELAY_BATCH_SIZE, waiting for each batch's
-  confirms before the next;
+Scenarios, in one run (two rounds of every raw client + relay x1 + relay x2, then live):
+- raw: each candidate client alone (--clients: py-amqp, kombu, pika, aiormq, aio-pika, and
+  py-amqp sending a batch in one socket write as the relay does), no database: the same
+  messages (bodies and properties) the relay sends, published with publisher confirms in
+  batches of RELAY_BATCH_SIZE, waiting for each batch's confirms before the next; the
+  clients run in turn within a round, so they share the machine's load. The goal's baseline
+  is the fastest client's best round ("py-amqp one write" is printed, not the baseline);
 - relay x1, relay x2: a backlog of 100,000 outbox rows (10,000 orders x 10 events, versions
   interleaved in id order as real traffic is) drained by history.relay.outbox_relay in 1 and
   in 2 processes, each with its own database connection and Publisher;
