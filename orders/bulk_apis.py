@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from config.api.common import IDEMPOTENCY_KEY, validated
 from config.api.fields import BoundedListField, StrictIntegerField
 from config.api.problems import PROBLEM_TYPE_PREFIX
-from config.api.serializers import StrictSerializer
+from config.api.serializers import StrictSerializer, plain_text
 from history.audit import api_audit, reason_codes
 from history.idempotency import IdempotentMixin
 from history.serializers import ReasonCodeField
@@ -168,14 +168,14 @@ def well_formed(body) -> dict | None:
         return None
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_BULK_ITEMS:
         return None
-    if not _plain_text(reason, max_length=500, allow_blank=True):
+    if not plain_text(reason, max_length=500, allow_blank=True):
         return None
     for item in items:
         if not isinstance(item, dict) or not item.keys() <= _ITEM_FIELDS:
             return None
         if "order" not in item:
             return None
-        if not _plain_text(item.get("sku"), max_length=64, allow_blank=False):
+        if not plain_text(item.get("sku"), max_length=64, allow_blank=False):
             return None
         for name, (low, high) in _INTEGER_RANGES.items():
             value = item.get(name)
@@ -185,17 +185,6 @@ def well_formed(body) -> dict | None:
     if "reason_code" in body:
         data["reason_code"] = reason_code
     return data
-
-
-def _plain_text(value, *, max_length: int, allow_blank: bool) -> bool:
-    return (
-        type(value) is str
-        and (allow_blank or value != "")
-        and len(value) <= max_length
-        and value.isascii()
-        and "\x00" not in value
-        and value == value.strip()
-    )
 
 
 def _atomic(request) -> bool:

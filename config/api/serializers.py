@@ -37,6 +37,20 @@ def parse_aware_datetime(value: str, *, name: str) -> datetime:
         raise serializers.ValidationError({name: [str(exc)]}, code="invalid") from exc
 
 
+def plain_text(value, *, max_length: int, allow_blank: bool) -> bool:
+    """A str a DRF CharField of these options keeps unchanged: ASCII (no surrogates), no NUL,
+    no surrounding whitespace (CharField would trim it). For the quick checks in front of a
+    serializer, which accept a subset of what it accepts and leave the rest to it."""
+    return (
+        type(value) is str
+        and (allow_blank or value != "")
+        and len(value) <= max_length
+        and value.isascii()
+        and "\x00" not in value
+        and value == value.strip()
+    )
+
+
 class AwareDateTimeField(serializers.DateTimeField):
     def to_internal_value(self, value):
         if not isinstance(value, str):
