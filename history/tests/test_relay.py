@@ -308,3 +308,40 @@ def test_every_process_knows_the_relay_task_that_commits_kick():
     # then: a kick finds the task (it failed with NotRegistered outside workers)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
+
+
+def test_a_wave_in_one_write_carries_bodies_larger_than_a_frame_intact(
+    audit, collector, fast_backoff
+):
+    # given: orders' events, and one event whose body spans several AMQP frames
+    # (RabbitMQ's frame_max is 128 KiB), all in the first wave; the relay writes a wave's
+    # frames into one buffer and sends it in one socket write
+    _make_history(audit, orders=3, adjustments=1)
+    big = OutboxEvent.objects.create(
+        aggregate_type="order",
+        aggregate_id="big",
+        aggregate_version=1,
+        event_type="order.created",
+        payload={"aggregate_version": 1, "notes": ["x" * 1000 + str(n) for n in range(400)]},
+        created_at=timezone.now(),
+    )
+    expected = {str(e) for e in OutboxEvent.objects.values_list("event_id", flat=True)}
+    publisher = Publisher()
+
+    # when: a batch, then a broken connection and another batch on a new one
+    first = outbox_relay(publisher=publisher)
+    publisher.connection.connection.transport.sock.close()
+    _make_history(audit, orders=1, adjustments=0)
+    second = outbox_relay(publisher=publisher)
+    _relay_until_done(publisher)
+    publisher.close()
+
+    # then: every event arrived once and whole, the large one byte for byte
+    events = collector.collect(expected=len(expected) + 1)
+    assert first.published == len(expected) == 7
+    assert second.published == 0 and second.errors  # the write on the broken connection
+    assert len(events) == 8 and len({e["id"] for e in events}) == 8
+    (received,) = [e for e in events if e["id"] == str(big.event_id)]
+    assert received["data"] == big.payload
+    assert received["_properties"]["message_id"] == str(big.event_id)
+    _assert_versions_in_order(events)
