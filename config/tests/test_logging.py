@@ -433,3 +433,27 @@ def test_with_tracing_on_a_request_line_carries_its_server_span(api, make_order,
     assert line["trace_id"] == format(server.context.trace_id, "032x")
     assert line["span_id"] == format(server.context.span_id, "016x")
     assert line["request_id"] == REQUEST_ID
+
+
+@pytest.mark.django_db
+def test_a_receiver_of_the_finished_signal_still_adds_to_the_line(api, make_order, json_lines):
+    # given: a receiver of django-structlog's signal, besides config.logging's own
+    from django_structlog import signals
+
+    order = make_order()
+
+    def extra(sender, request, logger, response, log_kwargs, **kwargs):
+        log_kwargs["extra_field"] = response.status_code
+
+    signals.bind_extra_request_finished_metadata.connect(extra)
+    try:
+        # when
+        response = api.get(f"/api/v1/orders/{order.pk}/", HTTP_X_REQUEST_ID=REQUEST_ID)
+    finally:
+        signals.bind_extra_request_finished_metadata.disconnect(extra)
+
+    # then: the line has it, and still its own fields
+    line = finished(json_lines())
+    assert line["extra_field"] == 200 == response.status_code
+    assert line["request_id"] == REQUEST_ID
+    assert line["code"] == 200 and "duration_ms" in line
