@@ -1695,7 +1695,7 @@ def main(argv: list[str] | None = None) -> int:
             if rate:
                 time.sleep(PHASE_PAUSE_SECONDS)
                 print(
-                    f"{name}, paced: {_rate_text(rate)} req/s over {args.clients} clients, "
+                    f"{name}, paced: {_rate_text(rate)} req/s over {clients} clients, "
                     f"{args.warmup:.0f} s warm-up + {args.duration:.0f} s ...",
                     flush=True,
                 )
@@ -1749,7 +1749,13 @@ def main(argv: list[str] | None = None) -> int:
             for run in [limits["single"], *limits["batch_runs"]]
         ]
     noisy = [f"{name} ({other:.2f} cores)" for name, other in busy if other > 0.2]
-    closed_rates = {r["name"]: r["requests_per_second"] for r in results if r["phase"] == "max"}
+    product_max: dict[str, list[dict]] = {}
+    for r in results:
+        if r["phase"] == "max" and r.get("server", "product") == "product":
+            product_max.setdefault(r["name"], []).append(r)
+    closed_rates = {
+        name: _median_round(runs)["requests_per_second"] for name, runs in product_max.items()
+    }
     behind = [
         f"{phase_label(r)}: {_late_text(r)} late, closed loop "
         f"{_rate_text(closed_rates[r['name']])} req/s, generator "

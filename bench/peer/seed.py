@@ -14,7 +14,9 @@ import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.peer.settings")
 
-ORDERS, LINES_PER_ORDER, PRODUCTS, CUSTOMERS = 10_000, 3, 50, 100
+# PEER_SEED_ORDERS: fewer orders for the smoke test (tests/test_bench_references.py).
+ORDERS = int(os.environ.get("PEER_SEED_ORDERS", 10_000))
+LINES_PER_ORDER, PRODUCTS, CUSTOMERS = 3, 50, 100
 USERNAME = "bench-integrator"
 
 SEED_SQL = [
