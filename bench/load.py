@@ -116,13 +116,17 @@ SCENARIOS = {
 }
 WRITES = ("patch", "adjust", "bulk", "bulk-own")
 BULK = ("bulk", "bulk-own")
-# The scenarios the reference servers (bench/floor, bench/peer) also answer: measured on the
-# product and on each of them in turn, --rounds times (issue 15).
-COMPARED = ("floor", "read", "patch", "adjust")
+# The reference servers (bench/floor, bench/peer) and the scenarios each answers: those are
+# measured on the product and on each of them in turn, --rounds times (issue 15).
 REFERENCES = {
     "floor": "bench.floor.wsgi:application",
     "peer": "bench.peer.wsgi:application",
 }
+ANSWERS = {
+    "floor": ("floor", "read", "patch", "adjust", "bulk-own", "bulk"),
+    "peer": ("floor", "read", "patch", "adjust"),
+}
+COMPARED = ANSWERS["floor"]
 
 
 # --- the load generator (a process of its own; imports nothing from the project) -------
@@ -1419,7 +1423,7 @@ def run_rounds(name, args, stack, token, meter, references, results) -> dict:
     reference server in each round. Returns the product's median round."""
     runs = []
     for round_ in range(1, args.rounds + 1):
-        for server in ("product", *references):
+        for server in ("product", *(r for r in references if name in ANSWERS[r])):
             where, key = (stack, token) if server == "product" else references[server]
             r = run_scenario(name, args, where, key, meter, server=server, round_=round_)
             results.append(r)
@@ -1492,7 +1496,8 @@ def main(argv: list[str] | None = None) -> int:
         "--references",
         default="floor,peer",
         help="reference servers measured beside the product in the scenarios they answer "
-        f"({', '.join(COMPARED)}): floor (bench/floor), peer (bench/peer), or none",
+        "(floor: floor, read, patch, adjust, bulk-own, bulk; peer: the first four): floor "
+        "(bench/floor), peer (bench/peer), or none",
     )
     parser.add_argument(
         "--rounds",
@@ -1634,7 +1639,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(args, env)
     stack.lag_samples = []
     results, skipped = [], {}
-    compared = [n for n in names if n in COMPARED] if args.references else []
+    compared = [n for n in names if any(n in ANSWERS[r] for r in args.references)]
     references: dict[str, tuple[Stack, str]] = {}  # name -> (server, token)
     clear_redis_keys()
     try:
