@@ -300,6 +300,30 @@ class Meter:
         }
 
 
+class Confirms:
+    """The publisher confirms still awaited, and how many messages the broker refused."""
+
+    def __init__(self):
+        self.outstanding: set[int] = set()
+        self.nacked = 0
+
+    def confirmed(self, tag: int, multiple: bool, *, nack: bool = False) -> None:
+        before = len(self.outstanding)
+        if multiple:
+            self.outstanding.difference_update([t for t in self.outstanding if t <= tag])
+        else:
+            self.outstanding.discard(tag)
+        if nack:
+            self.nacked += before - len(self.outstanding)
+
+    def listen(self, channel) -> None:
+        """On a py-amqp channel (kombu's too) in confirm mode."""
+        channel.events["basic_ack"].add(self.confirmed)
+        channel.events["basic_nack"].add(
+            lambda tag, multiple: self.confirmed(tag, multiple, nack=True)
+        )
+
+
 def _batches(messages: list[tuple], batch_size: int):
     for first in range(0, len(messages), batch_size):
         yield messages[first : first + batch_size]
@@ -333,23 +357,8 @@ def _py_amqp(messages: list[tuple], batch_size: int, *, one_write: bool = False)
     conn = amqp_connection()
     channel = conn.channel()
     channel.confirm_select()
-    outstanding: set[int] = set()
-    nacked = 0
-
-    def on_ack(tag, multiple):
-        if multiple:
-            outstanding.difference_update([t for t in outstanding if t <= tag])
-        else:
-            outstanding.discard(tag)
-
-    def on_nack(tag, multiple):
-        nonlocal nacked
-        before = len(outstanding)
-        on_ack(tag, multiple)
-        nacked += before - len(outstanding)
-
-    channel.events["basic_ack"].add(on_ack)
-    channel.events["basic_nack"].add(on_nack)
+    confirms = Confirms()
+    confirms.listen(channel)
     frames = _Frames()
     direct, buffered = conn.frame_writer, frame_writer(conn, frames)
     exchange = settings.EVENT_EXCHANGE
@@ -361,7 +370,7 @@ def _py_amqp(messages: list[tuple], batch_size: int, *, one_write: bool = False)
             conn.frame_writer = buffered
         for body, message_id, event_type, timestamp in batch:
             tag += 1
-            outstanding.add(tag)
+            confirms.outstanding.add(tag)
             channel.basic_publish(
                 amqp.Message(
                     body,
@@ -378,11 +387,11 @@ def _py_amqp(messages: list[tuple], batch_size: int, *, one_write: bool = False)
         if one_write:
             conn.frame_writer = direct
             conn.transport.write(frames.take())
-        while outstanding:
+        while confirms.outstanding:
             conn.drain_events(timeout=settings.RELAY_CONFIRM_TIMEOUT)
     meter.stop()
     conn.close()
-    return meter.result(len(messages), nacked)
+    return meter.result(len(messages), confirms.nacked)
 
 
 def raw_publish(messages: list[tuple], batch_size: int) -> dict:
@@ -404,23 +413,8 @@ def _kombu(messages: list[tuple], batch_size: int) -> dict:
     connection = Connection(settings.EVENT_BUS_URL, heartbeat=0)
     channel = connection.channel()
     channel.confirm_select()
-    outstanding: set[int] = set()
-    nacked = 0
-
-    def on_ack(tag, multiple):
-        if multiple:
-            outstanding.difference_update([t for t in outstanding if t <= tag])
-        else:
-            outstanding.discard(tag)
-
-    def on_nack(tag, multiple):
-        nonlocal nacked
-        before = len(outstanding)
-        on_ack(tag, multiple)
-        nacked += before - len(outstanding)
-
-    channel.events["basic_ack"].add(on_ack)
-    channel.events["basic_nack"].add(on_nack)
+    confirms = Confirms()
+    confirms.listen(channel)
     exchange = Exchange(settings.EVENT_EXCHANGE, type="topic", durable=True)
     producer = Producer(channel, exchange=exchange, auto_declare=False)
     tag = 0
@@ -429,7 +423,7 @@ def _kombu(messages: list[tuple], batch_size: int) -> dict:
     for batch in _batches(messages, batch_size):
         for body, message_id, event_type, timestamp in batch:
             tag += 1
-            outstanding.add(tag)
+            confirms.outstanding.add(tag)
             producer.publish(
                 body,
                 routing_key=event_type,
@@ -441,11 +435,11 @@ def _kombu(messages: list[tuple], batch_size: int) -> dict:
                 timestamp=timestamp,
                 retry=False,
             )
-        while outstanding:
+        while confirms.outstanding:
             connection.drain_events(timeout=settings.RELAY_CONFIRM_TIMEOUT)
     meter.stop()
     connection.release()
-    return meter.result(len(messages), nacked)
+    return meter.result(len(messages), confirms.nacked)
 
 
 def _pika(messages: list[tuple], batch_size: int) -> dict:
@@ -458,7 +452,8 @@ def _pika(messages: list[tuple], batch_size: int) -> dict:
 
     exchange = settings.EVENT_EXCHANGE
     batches = _batches(messages, batch_size)
-    state = {"tag": 0, "nacked": 0, "outstanding": set(), "error": None}
+    state = {"tag": 0, "error": None}
+    confirms = Confirms()
     meter = Meter()
 
     def publish_next(channel):
@@ -469,7 +464,7 @@ def _pika(messages: list[tuple], batch_size: int) -> dict:
             return
         for body, message_id, event_type, timestamp in batch:
             state["tag"] += 1
-            state["outstanding"].add(state["tag"])
+            confirms.outstanding.add(state["tag"])
             channel.basic_publish(
                 exchange,
                 event_type,
@@ -486,15 +481,9 @@ def _pika(messages: list[tuple], batch_size: int) -> dict:
 
     def on_confirm(frame, channel):
         method = frame.method
-        outstanding = state["outstanding"]
-        before = len(outstanding)
-        if method.multiple:
-            outstanding.difference_update([t for t in outstanding if t <= method.delivery_tag])
-        else:
-            outstanding.discard(method.delivery_tag)
-        if isinstance(method, pika.spec.Basic.Nack):
-            state["nacked"] += before - len(outstanding)
-        if not outstanding:
+        nack = isinstance(method, pika.spec.Basic.Nack)
+        confirms.confirmed(method.delivery_tag, method.multiple, nack=nack)
+        if not confirms.outstanding:
             publish_next(channel)
 
     def on_channel(channel):
@@ -517,7 +506,7 @@ def _pika(messages: list[tuple], batch_size: int) -> dict:
     connection.ioloop.start()
     if state["error"] is not None:
         raise RuntimeError(f"pika: {state['error']}")
-    return meter.result(len(messages), state["nacked"])
+    return meter.result(len(messages), confirms.nacked)
 
 
 def _aiormq(messages: list[tuple], batch_size: int) -> dict:
