@@ -1,10 +1,10 @@
 import pytest
-from rest_framework.test import APIClient
 
 from history.audit import Audit
 from history.models import Source
 from orders.services import order_create
 from scripts.check_services import missing_services
+from tests.clients import ApiClient
 from tests.factories import CustomerFactory, ProductFactory, UserFactory
 
 
@@ -121,14 +121,15 @@ def user_with_role(db):
 
 @pytest.fixture
 def api_client_for(user_with_role):
-    """An APIClient authenticated by token as a fresh user with the given role; `client.token`
-    is its ApiToken, `client.key` the token string."""
+    """A client authenticated by token as a fresh user with the given role, through the
+    middleware stack production gives token requests; `client.token` is its ApiToken,
+    `client.key` the token string."""
     from config.tokens import api_token_create
 
     def make(role: str | None = "integrator"):
         user = user_with_role(role)
         issued = api_token_create(user=user, name="test")
-        client = APIClient()
+        client = ApiClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {issued.key}")
         client.user, client.token, client.key = user, issued.token, issued.key
         return client

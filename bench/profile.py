@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 from types import SimpleNamespace
 
 from bench import load, seed
@@ -50,6 +51,24 @@ def _environ(method: str, path: str, body: bytes | None, token: str) -> dict:
         "wsgi.input": io.BytesIO(body),
         "wsgi.errors": sys.stderr,
     }
+
+
+def _self_time_by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
+    """cProfile's self time summed by where the code lives: an installed package, a
+    directory of this project, the standard library, or C builtins."""
+    totals: Counter = Counter()
+    root = str(Path(__file__).resolve().parent.parent) + os.sep
+    for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():
+        if "site-packages" + os.sep in filename:
+            package = filename.split("site-packages" + os.sep, 1)[1].split(os.sep, 1)[0]
+        elif filename.startswith(root):
+            package = "ordertrack: " + filename[len(root) :].split(os.sep, 1)[0]
+        elif filename.startswith(("~", "<")):
+            package = "builtins"
+        else:
+            package = "standard library"
+        totals[package] += tottime
+    return totals.most_common(20)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,11 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    from django.core.wsgi import get_wsgi_application
     from django.db import connection
 
+    from config.handlers import Application
+
     token = seed.token_for()
-    app = get_wsgi_application()
+    app = Application()  # config.wsgi's, without its tracing setup
     build = load._request_builder(
         {
             "scenario": args.scenario,
@@ -168,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         stats.print_stats(args.top)
         print(f"  cProfile (CPU clock, {n:,} more requests; the profiler slows them down):")
         print(out.getvalue())
+        print("  self time by package, per request (profiled):")
+        for package, seconds in _self_time_by_package(stats):
+            print(f"    {package:<28} {seconds / n * 1e3:7.3f} ms")
     if args.py_spy:
         svg = (
             load.RESULTS

@@ -1,13 +1,14 @@
 """`GET /metrics`: every metric in the Prometheus exposition format.
 
-Request, response and latency metrics (`django_http_*`) come from django-prometheus's
-middleware pair; its latency histogram has the view and method but not the status, so the
-second of the pair is subclassed here to add `ordertrack_http_request_duration_seconds{view,
-method, status}` (a slow 500 and a fast 200 of one view are then told apart). /readyz's
-result is exported too (`ordertrack_ready`, `ordertrack_ready_check{check}`, set by
-config.health on every readiness check and scrape). The apps define their own metrics (the
-`ordertrack_*` ones are in `history.metrics`) and register a hook with `on_scrape` to
-refresh the gauges they compute from the database.
+Every request is one observation of `ordertrack_http_request_duration_seconds{view, method,
+status}` (HttpMetricsMiddleware, first in the stack): its `_count` is the request rate by
+view, method and status, its buckets the latency. django-prometheus's request middleware
+pair did 19 counter and histogram updates a request, a tenth of a cached order read
+(bench/README.md, "Round two"), for series the dashboards and alerts did not need; its
+database and cache metrics stay. /readyz's result is exported too (`ordertrack_ready`,
+`ordertrack_ready_check{check}`, set by config.health on every readiness check and scrape).
+The apps define their own metrics (the `ordertrack_*` ones are in `history.metrics`) and
+register a hook with `on_scrape` to refresh the gauges they compute from the database.
 
 Multiprocess mode: prometheus_client switches to it when PROMETHEUS_MULTIPROC_DIR is set
 before it is imported (gunicorn with several workers, Celery workers); every process then
@@ -17,14 +18,13 @@ config/gunicorn.py and the README ("Metrics").
 
 import hmac
 import os
+import time
 from collections.abc import Callable
 
 import prometheus_client
 from django.conf import settings
 from django.http import HttpResponse
 from django.views.decorators.http import require_safe
-from django_prometheus import middleware as django_prometheus
-from django_prometheus.utils import TimeSince
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -111,20 +111,27 @@ def metrics_view(request):
     return response
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 _durations: dict[tuple[str, str, int], object] = {}
 
 
-class PrometheusAfterMiddleware(django_prometheus.PrometheusAfterMiddleware):
-    """django-prometheus's last middleware, plus `ordertrack_http_request_duration_seconds`
-    measured from the same start (its `process_request`)."""
+class HttpMetricsMiddleware:
+    """Times each request from entering the stack to its response, by the view's URL name
+    (`<unnamed view>` when no URL matched, so that made-up paths add no series), the method
+    (`<invalid method>` outside HTTP's) and the status code."""
 
-    def process_response(self, request, response):
-        response = super().process_response(request, response)
-        started = getattr(request, "prometheus_after_middleware_event", None)
-        if started is not None:
-            key = (self._get_view_name(request), self._method(request), response.status_code)
-            child = _durations.get(key)
-            if child is None:  # `labels()` takes a lock and validates: once per series
-                child = _durations[key] = HTTP_REQUEST_DURATION.labels(*key[:2], str(key[2]))
-            child.observe(TimeSince(started))
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        view = match.view_name if match is not None and match.view_name else "<unnamed view>"
+        method = request.method if request.method in _METHODS else "<invalid method>"
+        key = (view, method, response.status_code)
+        child = _durations.get(key)
+        if child is None:  # `labels()` takes a lock and validates: once per series
+            child = _durations[key] = HTTP_REQUEST_DURATION.labels(view, method, str(key[2]))
+        child.observe(time.perf_counter() - started)
         return response

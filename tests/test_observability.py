@@ -280,7 +280,7 @@ def test_every_metric_a_panel_a_rule_or_a_rule_test_names_is_exported(product_me
         "ordertrack_outbox_oldest_pending_seconds",
         "ordertrack_outbox_dead_lettered",
         "ordertrack_http_request_duration_seconds_bucket",
-        "django_http_responses_total_by_status_view_method_total",
+        "ordertrack_http_request_duration_seconds_count",
         "ordertrack_stock_low",
     ):
         assert name in named, name

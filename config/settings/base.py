@@ -66,17 +66,23 @@ MIDDLEWARE = [
     # The admin login limiter (AXES_* below): answers a locked-out login with 429.
     "axes.middleware.AxesMiddleware",
 ]
-# django-prometheus's request metrics (`django_http_*` at /metrics), first and last so they
-# time the whole stack. About 40-55 us a request; METRICS_HTTP=false leaves them out (the
-# `ordertrack_*` metrics stay).
+# What an API request authenticated by its token does not go through (config/handlers.py):
+# it has no session, no CSRF cookie, no messages, no admin login and no static file.
+TOKEN_API_SKIPPED_MIDDLEWARE = frozenset(
+    {
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "axes.middleware.AxesMiddleware",
+    }
+)
+# The request metric (`ordertrack_http_request_duration_seconds`, config/metrics.py), first so
+# that it times the whole stack. METRICS_HTTP=false leaves it out (the other metrics stay).
 METRICS_HTTP = env.bool("METRICS_HTTP", default=True)
 if METRICS_HTTP:
-    MIDDLEWARE = [
-        "django_prometheus.middleware.PrometheusBeforeMiddleware",
-        *MIDDLEWARE,
-        # django-prometheus's, plus a latency histogram by view, method and status.
-        "config.metrics.PrometheusAfterMiddleware",
-    ]
+    MIDDLEWARE = ["config.metrics.HttpMetricsMiddleware", *MIDDLEWARE]
 
 # Content-Security-Policy (django-csp): scripts from this origin only, so no injected inline
 # script runs. The admin and Swagger UI (served as separate files, SpectacularSwaggerSplitView)
