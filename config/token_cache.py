@@ -64,13 +64,22 @@ def _client():
     return _breaker.client() if enabled() else None
 
 
-def token_cache_read(prefix: str) -> tuple[list | None, bool]:
-    """(the cached entry or None, whether the caller may store what it reads instead)."""
+def token_cache_read(prefix: str, also=None) -> tuple[list | None, bool]:
+    """(the cached entry or None, whether the caller may store what it reads instead).
+    `also` rides along in the same round trip: its `queue(pipeline)` adds commands, its
+    `received(results)` gets their results (the rate limit's count_ahead)."""
     client = _client()
     if client is None:
         return None, False
     try:
-        raw = client.get(_key(prefix))
+        if also is None:
+            raw = client.get(_key(prefix))
+        else:
+            pipe = client.pipeline(transaction=False)
+            pipe.get(_key(prefix))
+            also.queue(pipe)
+            raw, *results = pipe.execute()
+            also.received(results)
     except RedisError as exc:
         _breaker.trip(exc)
         return None, False

@@ -16,7 +16,7 @@ from django.db import DEFAULT_DB_ALIAS, connection
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
-from config.api.throttling import failed_authentication_count
+from config.api.throttling import CountAhead, count_ahead, failed_authentication_count
 from config.logging import user_bind
 from config.models import ApiToken
 from config.token_cache import token_cache_fill, token_cache_read
@@ -94,14 +94,15 @@ def _touch(token_id: int, now: float) -> None:
     _touched[token_id] = now
 
 
-def token_authenticate(key: str):
-    """(user, AuthenticatedToken) for a valid token string; AuthenticationFailed otherwise."""
+def token_authenticate(key: str, count_ahead: CountAhead | None = None):
+    """(user, AuthenticatedToken) for a valid token string; AuthenticationFailed otherwise.
+    `count_ahead` is counted in the token cache's round trip (config.api.throttling)."""
     parsed = token_parse(key)
     if parsed is None:
         raise AuthenticationFailed("Invalid token.")
     prefix, secret = parsed
     now = _clock()
-    entry, may_fill = token_cache_read(prefix)
+    entry, may_fill = token_cache_read(prefix, also=count_ahead)
     from_database = entry is None
     if from_database:
         entry = _entry_from_database(prefix)
@@ -143,12 +144,14 @@ class ApiTokenAuthentication(BaseAuthentication):
         except UnicodeDecodeError as exc:
             failed_authentication_count(request)
             raise AuthenticationFailed("Invalid token.") from exc
+        ahead = count_ahead(key)
         try:
-            user, token = token_authenticate(key)
+            user, token = token_authenticate(key, ahead)
         except AuthenticationFailed:
             failed_authentication_count(request)
             raise
         user_bind(user)  # the log lines from here on carry the user (config.logging)
+        request.count_ahead = ahead  # the throttle's (config.api.throttling)
         return user, token
 
     def authenticate_header(self, request) -> str:

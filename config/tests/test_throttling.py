@@ -5,8 +5,10 @@ memory."""
 import time
 
 import pytest
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
+from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 
 from config.api import throttling
@@ -96,6 +98,52 @@ def test_each_token_has_its_own_bucket(api, rates):
 
     # then
     assert second.get(ORDERS).status_code == 200
+
+
+def test_a_token_request_is_counted_ahead_in_its_token_lookup_and_only_once(api, rates):
+    # given: the token's first request named its bucket
+    rates(integrator="3/minute")
+    assert throttling.count_ahead(api.key).key is None
+    assert api.get(ORDERS).status_code == 200
+
+    # when: the next ones are counted in the token lookup's round trip
+    ahead = throttling.count_ahead(api.key)
+    statuses = _statuses(api, ORDERS, 3)
+
+    # then: in the same bucket as the throttle's own count, once a request
+    assert ahead.key == cache.make_key(
+        f"throttle:integrator:token:{api.token.pk}:60:{int(throttling._clock() // 60)}"
+    )
+    assert statuses == [200, 200, 429]
+    assert int(get_redis_connection("default").get(ahead.key)) == 4
+
+
+def test_a_wrong_secret_with_a_tokens_prefix_is_not_counted_in_its_bucket(api, rates):
+    # given: two of three requests used
+    rates(integrator="3/minute")
+    _statuses(api, ORDERS, 2)
+    forged = APIClient()
+    forged.credentials(HTTP_AUTHORIZATION=f"Token ot_{api.token.prefix}_{'x' * 43}")
+
+    # when
+    assert _statuses(forged, ORDERS, 3) == [401, 401, 401]
+
+    # then
+    assert _statuses(api, ORDERS, 2) == [200, 429]
+
+
+def test_a_role_change_moves_the_count_to_the_new_roles_bucket_once(api, rates):
+    # given: an integrator's token, counted ahead in the integrator bucket
+    from django.contrib.auth.models import Group
+
+    rates(integrator="5/minute", auditor="2/minute")
+    _statuses(api, ORDERS, 2)
+
+    # when: the user becomes an auditor instead
+    api.user.groups.set([Group.objects.get(name="auditor")])
+
+    # then: counted in the auditor bucket, once a request, from the next request on
+    assert _statuses(api, ORDERS, 3) == [200, 200, 429]
 
 
 @pytest.mark.parametrize(
