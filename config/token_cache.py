@@ -24,7 +24,7 @@ reached, lookups go to the database; a tombstone that could not be written is lo
 error, and the entry it should have replaced lives out its lifetime."""
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import orjson
 from django.conf import settings
@@ -64,22 +64,25 @@ def _client():
     return _breaker.client() if enabled() else None
 
 
-def token_cache_read(prefix: str, also=None) -> tuple[list | None, bool]:
+def token_cache_read(prefix: str, riders: Sequence = ()) -> tuple[list | None, bool]:
     """(the cached entry or None, whether the caller may store what it reads instead).
-    `also` rides along in the same round trip: its `queue(pipeline)` adds commands, its
-    `received(results)` gets their results (the rate limit's count_ahead)."""
+    The riders' commands go in the same round trip: each one's `queue(pipeline)` adds
+    them and says how many, its `received(results)` gets their results (the rate limit's
+    count, the order cache's prefetch). A rider whose results never came is left as it was."""
     client = _client()
     if client is None:
         return None, False
     try:
-        if also is None:
+        if not riders:
             raw = client.get(_key(prefix))
         else:
             pipe = client.pipeline(transaction=False)
             pipe.get(_key(prefix))
-            also.queue(pipe)
+            counts = [rider.queue(pipe) for rider in riders]
             raw, *results = pipe.execute()
-            also.received(results)
+            for rider, count in zip(riders, counts, strict=True):
+                rider.received(results[:count])
+                results = results[count:]
     except RedisError as exc:
         _breaker.trip(exc)
         return None, False

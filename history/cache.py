@@ -89,10 +89,37 @@ def _client():
     return _breaker.client() if settings.REDIS_URL else None
 
 
-def cache_read(aggregate_type: str, aggregate_id: str) -> CacheRead:
+class CachePrefetch:
+    """An entry read ahead, in the Redis round trip of the request's token lookup (a rider
+    of config.token_cache.token_cache_read): `GET /orders/{id}/` then costs one round trip.
+    Read a few microseconds before the view would, and used only once the request is
+    authenticated and allowed."""
+
+    def __init__(self, aggregate_type: str, aggregate_id: str):
+        self.key = _key(aggregate_type, aggregate_id) if settings.REDIS_URL else None
+        self.raw: bytes | None = None
+        self.done = False
+
+    def queue(self, pipe) -> int:
+        if self.key is None:
+            return 0
+        pipe.get(self.key)
+        return 1
+
+    def received(self, results: list) -> None:
+        if results:
+            self.raw, self.done = results[0], True
+
+
+def cache_read(
+    aggregate_type: str, aggregate_id: str, prefetched: CachePrefetch | None = None
+) -> CacheRead:
     if not settings.REDIS_URL:
         return CacheRead(None, None, OFF)
-    found = _lookup(aggregate_type, aggregate_id)
+    if prefetched is not None and prefetched.done:
+        found = _entry(prefetched.raw)
+    else:
+        found = _lookup(aggregate_type, aggregate_id)
     metrics.cache_request(found.status)
     return found
 
@@ -106,6 +133,10 @@ def _lookup(aggregate_type: str, aggregate_id: str) -> CacheRead:
     except RedisError as exc:
         _breaker.trip(exc)
         return CacheRead(None, None, DEGRADED)
+    return _entry(raw)
+
+
+def _entry(raw: bytes | None) -> CacheRead:
     if not raw:
         return CacheRead(None, None, MISS)
     version, _, body = raw.partition(b"|")

@@ -24,7 +24,7 @@ from config.api.schema import ProblemSerializer
 from config.api.serializers import StrictSerializer, parse_aware_datetime, plain_text
 from history.apis import LedgerListApi
 from history.audit import api_audit, reason_codes
-from history.cache import MISS, cache_fill, cache_read
+from history.cache import MISS, CachePrefetch, cache_fill, cache_read
 from history.filters import TimelineFilter
 from history.idempotency import IdempotentMixin
 from history.models import AccessAction, OrderLedgerEntry
@@ -108,11 +108,11 @@ def order_response(order_id: int, *, status_code: int = status.HTTP_200_OK) -> R
     return Response(data, status=status_code, headers=headers)
 
 
-def cached_order_response(order_id: int) -> HttpResponse:
+def cached_order_response(order_id: int, prefetched: CachePrefetch | None = None) -> HttpResponse:
     """Serve the order from the Redis cache when fresh, else from the database (and fill
     the cache). `X-Cache` says which: hit, miss, degraded (Redis unavailable) or off (no
     Redis configured)."""
-    body, version, cache_status = cache_read("order", str(order_id))
+    body, version, cache_status = cache_read("order", str(order_id), prefetched)
     if body is None:
         data = order_representation(order_id=order_id)
         body, version = orjson.dumps(data), data["version"]
@@ -167,6 +167,14 @@ class OrderDetailApi(ReplicaReadMixin, IdempotentMixin, APIView):
         reason = serializers.CharField(max_length=500, allow_blank=True, required=False)
         reason_code = ReasonCodeField()
 
+    _prefetched: CachePrefetch | None = None
+
+    def initial(self, request, *args, **kwargs):
+        if request.method == "GET" and "as_of" not in request.query_params:
+            self._prefetched = CachePrefetch("order", str(kwargs["order_id"]))
+            request.redis_riders = [self._prefetched]  # read with the token (history.cache)
+        super().initial(request, *args, **kwargs)
+
     @extend_schema(
         operation_id="orders_retrieve",
         parameters=[
@@ -188,7 +196,7 @@ class OrderDetailApi(ReplicaReadMixin, IdempotentMixin, APIView):
     def get(self, request, order_id: int):
         as_of = request.query_params.get("as_of")
         if as_of is None:
-            return cached_order_response(order_id)
+            return cached_order_response(order_id, self._prefetched)
         at = parse_aware_datetime(as_of, name="as_of")
         order_get(order_id=order_id)
         state = order_as_of(order_id=order_id, at=at)

@@ -8,6 +8,7 @@ request, in every process. `last_used_at` is written at most once a minute per t
 on every request."""
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
 
@@ -16,7 +17,7 @@ from django.db import DEFAULT_DB_ALIAS, connection
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
-from config.api.throttling import CountAhead, count_ahead, failed_authentication_count
+from config.api.throttling import count_ahead, failed_authentication_count
 from config.logging import user_bind
 from config.models import ApiToken
 from config.token_cache import token_cache_fill, token_cache_read
@@ -94,15 +95,15 @@ def _touch(token_id: int, now: float) -> None:
     _touched[token_id] = now
 
 
-def token_authenticate(key: str, count_ahead: CountAhead | None = None):
+def token_authenticate(key: str, riders: Sequence = ()):
     """(user, AuthenticatedToken) for a valid token string; AuthenticationFailed otherwise.
-    `count_ahead` is counted in the token cache's round trip (config.api.throttling)."""
+    The riders' Redis commands go in the token cache's round trip (config.token_cache)."""
     parsed = token_parse(key)
     if parsed is None:
         raise AuthenticationFailed("Invalid token.")
     prefix, secret = parsed
     now = _clock()
-    entry, may_fill = token_cache_read(prefix, also=count_ahead)
+    entry, may_fill = token_cache_read(prefix, riders)
     from_database = entry is None
     if from_database:
         entry = _entry_from_database(prefix)
@@ -144,9 +145,11 @@ class ApiTokenAuthentication(BaseAuthentication):
         except UnicodeDecodeError as exc:
             failed_authentication_count(request)
             raise AuthenticationFailed("Invalid token.") from exc
+        # The rate limit's count, and what the view asked to read ahead (history.cache).
         ahead = count_ahead(key)
+        riders = [ahead, *getattr(request, "redis_riders", ())]
         try:
-            user, token = token_authenticate(key, ahead)
+            user, token = token_authenticate(key, riders)
         except AuthenticationFailed:
             failed_authentication_count(request)
             raise

@@ -113,12 +113,14 @@ class CountAhead:
         self.fingerprint, self.key, self.seconds = fingerprint, key, seconds
         self.count: int | None = None
 
-    def queue(self, pipe) -> None:
-        if self.key is not None:
-            _count_queue(pipe, self.key, self.seconds)
+    def queue(self, pipe) -> int:
+        if self.key is None:
+            return 0
+        _count_queue(pipe, self.key, self.seconds)
+        return 2
 
     def received(self, results: list) -> None:
-        if self.key is not None:
+        if results:
             self.count = results[-1]
 
 

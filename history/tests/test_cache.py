@@ -3,7 +3,9 @@ from django.core.cache import cache
 from django.test import override_settings
 from django_redis import get_redis_connection
 
+from config.api import throttling
 from config.replica import OK, REPLICA, ReadRoute, read_route_enter, read_route_leave
+from config.token_cache import token_cache_read
 from history import cache as aggregate_cache
 from history.cache import cache_fill, cache_read, cache_tombstones
 from orders.services import order_adjust
@@ -34,6 +36,37 @@ def test_a_read_is_served_from_redis_after_the_first_miss(api, make_order, produ
     assert first.json() == second.json()
     assert second["ETag"] == '"1"'
     assert cache_read("order", str(order.pk)).version == 1
+
+
+def test_a_token_read_gets_the_entry_in_the_token_lookups_round_trip(api, make_order, product):
+    # given: the entry is cached, and the token's lookup is in the token cache
+    order = make_order(lines={product.sku: 5})
+    api.get(f"/api/v1/orders/{order.pk}/")
+    prefetch = aggregate_cache.CachePrefetch("order", str(order.pk))
+    ahead = throttling.count_ahead(api.key)
+
+    # when: read with the token, as the view asks, beside the rate limit's count
+    entry, _ = token_cache_read(api.token.prefix, [ahead, prefetch])
+
+    # then: each rider got its own results
+    assert entry is not None and entry[0] == api.token.pk
+    assert prefetch.done and prefetch.raw.startswith(b"1|{")
+    # what the view then serves is the entry read ahead, not a second GET
+    get_redis_connection("default").set(prefetch.key, b"1|changed-since")
+    found = cache_read("order", str(order.pk), prefetch)
+    assert (found.status, found.version) == ("hit", 1)
+    assert found.body.startswith(b"{") and found.body != b"changed-since"
+
+
+def test_reads_without_the_token_lookup_get_the_entry_themselves(
+    api, make_order, product, admin_client
+):
+    order = make_order(lines={product.sku: 5})
+    api.get(f"/api/v1/orders/{order.pk}/")
+    as_of = api.get(f"/api/v1/orders/{order.pk}/", {"as_of": "2999-01-01T00:00:00Z"})
+    assert as_of.status_code == 200 and "X-Cache" not in as_of
+    session = admin_client.get(f"/api/v1/orders/{order.pk}/")
+    assert (session.status_code, session["X-Cache"]) == (200, "hit")
 
 
 @pytest.mark.django_db(transaction=True)
