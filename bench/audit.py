@@ -614,16 +614,12 @@ class Server:
 
 def copy_reference(where: str, params: list) -> dict:
     """`COPY (SELECT the export's columns ... ORDER BY id) TO STDOUT` through psycopg."""
-    import psycopg
     from django.conf import settings
 
+    from bench import postgres
+
     db = settings.DATABASES["default"]
-    with psycopg.connect(
-        host=db["HOST"] or "127.0.0.1",
-        port=db["PORT"] or 5432,
-        user=db["USER"] or "postgres",
-        dbname=db["NAME"],
-    ) as conn:
+    with postgres.connect(db, db["NAME"], autocommit=False) as conn:
         started = time.perf_counter()
         lines = size = 0
         sql = (

@@ -772,18 +772,11 @@ def pgbench_limits(args, database: str) -> dict:
 
 
 def _admin_sql(statement: str) -> None:
-    import psycopg
     from django.conf import settings
 
-    db = settings.DATABASES["default"]
-    with psycopg.connect(
-        host=db["HOST"] or "127.0.0.1",
-        port=db["PORT"] or 5432,
-        user=db["USER"] or "postgres",
-        password=db["PASSWORD"] or None,
-        dbname="postgres",
-        autocommit=True,
-    ) as conn:
+    from bench import postgres
+
+    with postgres.connect(settings.DATABASES["default"]) as conn:
         conn.execute(statement)
 
 

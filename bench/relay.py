@@ -64,21 +64,12 @@ def _django() -> None:
 
 def ensure_database() -> str:
     """Create the benchmark database if it is missing, then migrate it."""
-    import psycopg
     from django.conf import settings
 
+    from bench import postgres
+
     db = settings.DATABASES["default"]
-    with psycopg.connect(
-        host=db["HOST"] or "127.0.0.1",
-        port=db["PORT"] or 5432,
-        user=db["USER"] or "postgres",
-        password=db["PASSWORD"] or None,
-        dbname="postgres",
-        autocommit=True,
-    ) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]])
-        if exists.fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
+    postgres.database_ensure(db)
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=ROOT,

@@ -122,18 +122,11 @@ def _one(statement: str, params=None):
 
 
 def _admin_connect(dbname: str = "postgres"):
-    import psycopg
     from django.conf import settings
 
-    db = settings.DATABASES["default"]
-    return psycopg.connect(
-        host=db["HOST"] or "127.0.0.1",
-        port=db["PORT"] or 5432,
-        user=db["USER"] or "postgres",
-        password=db["PASSWORD"] or None,
-        dbname=dbname,
-        autocommit=True,
-    )
+    from bench import postgres
+
+    return postgres.connect(settings.DATABASES["default"], dbname)
 
 
 def recreate_database() -> str:

@@ -51,21 +51,11 @@ SEQUENCES = ["peer_product", "peer_customer", "peer_order"]
 
 def ensure_database(url: str) -> str:
     import environ
-    import psycopg
+
+    from bench import postgres
 
     db = environ.Env.db_url_config(url)
-    with psycopg.connect(
-        host=db["HOST"] or "127.0.0.1",
-        port=db["PORT"] or 5432,
-        user=db["USER"] or "postgres",
-        password=db["PASSWORD"] or None,
-        dbname="postgres",
-        autocommit=True,
-    ) as conn:
-        if not conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]
-        ).fetchone():
-            conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
+    postgres.database_ensure(db)
     return db["NAME"]
 
 
